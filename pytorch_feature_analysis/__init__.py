@@ -1,0 +1,67 @@
+"""Representational similarity analysis on PyTorch convolutional networks.
+
+Every RDM is kept as one row of a long-format :class:`pandas.DataFrame`, with
+its metadata in the other columns, so that meta-RDMs of any order, MDS plots,
+statistics and parquet storage are one-liners.
+
+Examples
+--------
+>>> import pytorch_feature_analysis as pfa
+>>> models = pfa.prepare_models({'alexnet': ('alexnet', 'random')})
+>>> list(pfa.fetch_layers(models['alexnet']))[:3]
+[('conv1', 1), ('relu1', 2), ('maxpool1', 3)]
+"""
+
+from . import (
+    activations,
+    anova,
+    cornet,
+    decoding,
+    dissim,
+    frames,
+    io,
+    meta,
+    models,
+    parallel,
+    plotting,
+    rdms,
+    selection,
+    stimuli,
+)
+from .activations import *  # noqa: F401,F403
+from .anova import *  # noqa: F401,F403
+from .cornet import *  # noqa: F401,F403
+from .decoding import *  # noqa: F401,F403
+from .dissim import *  # noqa: F401,F403
+from .frames import *  # noqa: F401,F403
+from .io import *  # noqa: F401,F403
+from .meta import *  # noqa: F401,F403
+from .models import *  # noqa: F401,F403
+from .parallel import *  # noqa: F401,F403
+from .plotting import *  # noqa: F401,F403
+from .rdms import *  # noqa: F401,F403
+from .selection import *  # noqa: F401,F403
+from .stimuli import *  # noqa: F401,F403
+
+__version__ = "0.1.0"
+
+__all__ = [
+    name
+    for module in (
+        models,
+        cornet,
+        stimuli,
+        activations,
+        dissim,
+        rdms,
+        meta,
+        frames,
+        io,
+        selection,
+        plotting,
+        anova,
+        decoding,
+        parallel,
+    )
+    for name in module.__all__
+]
