@@ -1,3 +1,376 @@
-"""activations."""
+"""Activations out: batched extraction with forward hooks.
 
-__all__ = []
+Images are run through a model in batches; a forward hook on every chosen
+layer *copies* its output as soon as the layer has run, so a later in-place
+operation (``ReLU(inplace=True)`` after a convolution) cannot change what was
+stored, and a module that runs several times in one pass stores every call
+as its own layer (see :func:`pytorch_feature_analysis.trace_layers`).
+
+Layers are labelled ``(name, number)``. The preprocessed image itself is the
+layer ``('original_rgb', 0)``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .models import LayerCall, index_nested, trace_layers
+from .stimuli import check_images_exist, preprocess_images
+
+__all__ = [
+    "ORIGINAL_RGB",
+    "ACTIVATION_TYPES",
+    "get_activations",
+    "iter_activations",
+    "model_layers",
+    "resolve_layers",
+    "feature_means",
+    "activation_patterns",
+]
+
+ORIGINAL_RGB = ("original_rgb", 0)
+ACTIVATION_TYPES = ("unit_level", "feature_means")
+
+LayerLabel = tuple  # (name, number)
+
+
+def model_layers(
+    model: nn.Module, example_input: torch.Tensor | None = None, original_rgb: bool = True
+) -> "OrderedDict[LayerLabel, LayerCall | None]":
+    """Every layer activations can be taken from, in forward order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : torch.Tensor, optional
+        One preprocessed input batch; default ``(1, 3, 224, 224)`` zeros.
+    original_rgb : bool, default True
+        Start with ``('original_rgb', 0)`` (whose value is ``None``).
+
+    Returns
+    -------
+    collections.OrderedDict
+        ``{(name, number): LayerCall}``, as :func:`pytorch_feature_analysis.trace_layers`.
+
+    Examples
+    --------
+    >>> from pytorch_feature_analysis import prepare_model
+    >>> list(model_layers(prepare_model('alexnet', 'random')))[:3]
+    [('original_rgb', 0), ('conv1', 1), ('relu1', 2)]
+    """
+    book: "OrderedDict[LayerLabel, LayerCall | None]" = OrderedDict()
+    if original_rgb:
+        book[ORIGINAL_RGB] = None
+    book.update(trace_layers(model, example_input))
+    return book
+
+
+def resolve_layers(book: dict, layers: Sequence | None, model_name: str | None = None) -> list:
+    """Turn layer names or labels into labels of ``book``, in forward order.
+
+    Parameters
+    ----------
+    book : dict
+        Keys are labels ``(name, number)``, e.g. from :func:`model_layers`.
+    layers : sequence or None
+        Names (``'conv1'``) and/or labels (``('conv1', 1)``); ``None`` or
+        ``'all'`` means every layer.
+    model_name : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    list of tuple
+        The chosen labels, in the order of ``book``.
+
+    Raises
+    ------
+    ValueError
+        An unknown layer; the message lists the valid ones.
+
+    Examples
+    --------
+    >>> book = {('original_rgb', 0): None, ('conv1', 1): None, ('relu1', 2): None}
+    >>> resolve_layers(book, ['relu1', ('conv1', 1)])
+    [('conv1', 1), ('relu1', 2)]
+    """
+    labels = list(book)
+    if layers is None or (isinstance(layers, str) and layers == "all"):
+        return labels
+    if isinstance(layers, (str, tuple)):
+        layers = [layers]
+    by_name = {label[0]: label for label in labels}
+    chosen = set()
+    for layer in layers:
+        if isinstance(layer, tuple) and layer in book:
+            chosen.add(layer)
+        elif isinstance(layer, str) and layer in by_name:
+            chosen.add(by_name[layer])
+        else:
+            of_model = f" of model {model_name!r}" if model_name else ""
+            valid = ", ".join(name for name, _ in labels)
+            raise ValueError(
+                f"Unknown layer {layer!r}{of_model}. Valid layers (names, or labels such as "
+                f"{labels[-1]!r}): {valid}."
+            )
+    return [label for label in labels if label in chosen]
+
+
+class _Capture:
+    """Forward hooks that hand each chosen layer's output to a sink, once per call."""
+
+    def __init__(self, model: nn.Module, book: dict, chosen: Sequence[LayerLabel], sink: Callable):
+        wanted: dict[int, dict[int, LayerLabel]] = {}
+        modules: dict[int, nn.Module] = {}
+        for label in chosen:
+            where = book[label]
+            if where is None:
+                continue
+            module = index_nested(model, where.address)
+            modules[id(module)] = module
+            wanted.setdefault(id(module), {})[where.call] = label
+        self._wanted = wanted
+        self._modules = modules
+        self._calls: dict[int, int] = {}
+        self._sink = sink
+        self._handles: list = []
+
+    def _hook(self, module: nn.Module, _inputs: Any, output: Any) -> None:
+        call = self._calls.get(id(module), 0)
+        self._calls[id(module)] = call + 1
+        label = self._wanted[id(module)].get(call)
+        if label is not None and isinstance(output, torch.Tensor):
+            self._sink(label, output)
+
+    def run(self, model: nn.Module, batch: torch.Tensor) -> None:
+        self._calls.clear()
+        with torch.inference_mode():
+            model(batch)
+
+    def __enter__(self) -> "_Capture":
+        self._handles = [m.register_forward_hook(self._hook) for m in self._modules.values()]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _as_numpy_copy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 CPU copy that later in-place operations cannot reach."""
+    copied = tensor.detach().to("cpu", torch.float32, copy=True)
+    return copied.numpy()
+
+
+def iter_activations(
+    images: Sequence[Any],
+    model: nn.Module,
+    layers: Sequence | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    transform: Callable | None = None,
+    original_rgb: bool = True,
+    verbose: bool = True,
+    layer_book: dict | None = None,
+) -> Iterator[tuple[slice, "OrderedDict[LayerLabel, np.ndarray]"]]:
+    """Stream activations batch by batch; memory is one batch.
+
+    Takes the same parameters as :func:`get_activations`.
+
+    Yields
+    ------
+    batch : slice
+        Which images of ``images`` the batch holds.
+    activations : collections.OrderedDict
+        ``{(name, number): float32 array of shape (batch size, ...)}``, one
+        copy per chosen layer, in forward order.
+
+    Examples
+    --------
+    >>> from pytorch_feature_analysis import prepare_model, make_synthetic_stimuli
+    >>> images = [s['path'] for s in make_synthetic_stimuli(1, size=32)]
+    >>> model = prepare_model('alexnet', 'random')
+    >>> for batch, acts in iter_activations(images, model, ['fc3'], batch_size=3, verbose=False):
+    ...     print(batch, acts[('fc3', 21)].shape)
+    slice(0, 3, None) (3, 1000)
+    slice(3, 4, None) (1, 1000)
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            "The 'batch_size' parameter of iter_activations must be a positive int; got "
+            f"{batch_size!r} instead."
+        )
+    images = list(images)
+    if not images:
+        raise ValueError("The 'images' parameter of iter_activations must not be empty.")
+    check_images_exist(images)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU.")
+    home = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.to(device)
+    try:
+        first = preprocess_images(images[:1], transform).to(device)
+        book = layer_book if layer_book is not None else model_layers(model, first)
+        chosen = resolve_layers(book, layers)
+        current: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
+
+        def sink(label: LayerLabel, output: torch.Tensor) -> None:
+            current[label] = _as_numpy_copy(output)
+
+        order = {label: rank for rank, label in enumerate(chosen)}
+        with _Capture(model, book, chosen, sink) as capture, tqdm(
+            total=len(images), disable=not verbose, desc="activations", unit="image"
+        ) as progress:
+            for start in range(0, len(images), batch_size):
+                batch = slice(start, min(start + batch_size, len(images)))
+                pixels = preprocess_images(images[batch], transform).to(device)
+                current.clear()
+                if ORIGINAL_RGB in order:
+                    current[ORIGINAL_RGB] = _as_numpy_copy(pixels)
+                capture.run(model, pixels)
+                progress.update(batch.stop - batch.start)
+                yield batch, OrderedDict(sorted(current.items(), key=lambda item: order[item[0]]))
+    finally:
+        model.to(home)
+
+
+def get_activations(
+    images: Sequence[Any],
+    model: nn.Module,
+    layers: Sequence | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    transform: Callable | None = None,
+    original_rgb: bool = True,
+    verbose: bool = True,
+    layer_book: dict | None = None,
+) -> "OrderedDict[LayerLabel, np.ndarray]":
+    """Activations of every image in every chosen layer, computed in batches.
+
+    Parameters
+    ----------
+    images : sequence
+        File paths, PIL images or numpy arrays (see
+        :func:`pytorch_feature_analysis.load_image`). Missing files are
+        reported, by name, before any work starts.
+    model : torch.nn.Module
+        A prepared model (:func:`pytorch_feature_analysis.prepare_model`).
+    layers : sequence, optional
+        Layer names (``'conv1'``) or labels (``('conv1', 1)``), including
+        ``'original_rgb'``; default every layer (see :func:`model_layers`).
+    batch_size : int, default 32
+        Images per forward pass.
+    device : {'cpu', 'cuda'} or torch.device, default 'cpu'
+        Where the forward pass runs. The model is moved there for the run and
+        moved back afterwards.
+    transform : callable, optional
+        PIL image -> tensor; default
+        :func:`pytorch_feature_analysis.default_transform` (shorter side to
+        224, centre crop 224, ImageNet normalisation).
+    original_rgb : bool, default True
+        Include ``('original_rgb', 0)``: the preprocessed pixels.
+    verbose : bool, default True
+        Show a progress bar.
+    layer_book : dict, optional
+        A book from :func:`model_layers`, to skip tracing the model again.
+
+    Returns
+    -------
+    collections.OrderedDict
+        ``{(name, number): float32 array of shape (len(images), ...)}`` in
+        forward order; e.g. AlexNet's conv1 is ``(n, 64, 55, 55)``.
+
+    Notes
+    -----
+    Memory is bounded by what is returned: ``len(images)`` times the number
+    of units of the chosen layers, at 4 bytes each, plus one batch of
+    activations while it is copied. Every layer of AlexNet with
+    ``original_rgb`` is about 5.0 MB per image, so 1,000 images take about
+    5 GB. Choose fewer layers, or stream with :func:`iter_activations`, whose
+    memory does not grow with the number of images.
+
+    Examples
+    --------
+    >>> from pytorch_feature_analysis import prepare_model, make_synthetic_stimuli
+    >>> images = [s['path'] for s in make_synthetic_stimuli(1, size=32)]
+    >>> acts = get_activations(images, prepare_model('alexnet', 'random'),
+    ...                        ['conv1', 'fc3'], verbose=False)
+    >>> {label: array.shape for label, array in acts.items()}
+    {('original_rgb', 0): (4, 3, 224, 224), ('conv1', 1): (4, 64, 55, 55), ('fc3', 21): (4, 1000)}
+    """
+    images = list(images)
+    stored: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
+    for batch, activations in iter_activations(
+        images,
+        model,
+        layers,
+        batch_size=batch_size,
+        device=device,
+        transform=transform,
+        original_rgb=original_rgb,
+        verbose=verbose,
+        layer_book=layer_book,
+    ):
+        for label, values in activations.items():
+            if label not in stored:
+                stored[label] = np.empty((len(images),) + values.shape[1:], dtype=np.float32)
+            stored[label][batch] = values
+    return stored
+
+
+def feature_means(array: np.ndarray) -> np.ndarray:
+    """Each channel's mean over space: ``(n, C, ...)`` -> ``(n, C)``.
+
+    Layers without spatial dimensions (``(n, units)``) are returned as they are.
+
+    Examples
+    --------
+    >>> feature_means(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[1.5, 5.5]])
+    """
+    if array.ndim <= 2:
+        return array
+    return array.reshape(array.shape[0], array.shape[1], -1).mean(axis=2)
+
+
+def activation_patterns(
+    array: np.ndarray, activation_type: str = "unit_level", kernel_inds: Sequence[int] | None = None
+) -> np.ndarray:
+    """One pattern (row) per image: ``(n, C, ...)`` -> ``(n, features)``.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        A layer's activations, images first.
+    activation_type : {'unit_level', 'feature_means'}
+        ``'unit_level'``: every unit; ``'feature_means'``: each channel's
+        mean over space (see :func:`feature_means`).
+    kernel_inds : sequence of int, optional
+        Keep only these channels (the second axis); default all.
+
+    Examples
+    --------
+    >>> acts = np.arange(16.0).reshape(2, 2, 2, 2)
+    >>> activation_patterns(acts, 'feature_means', kernel_inds=[1])
+    array([[ 5.5],
+           [13.5]])
+    """
+    if activation_type not in ACTIVATION_TYPES:
+        raise ValueError(
+            f"The 'activation_type' parameter of activation_patterns must be one of "
+            f"{ACTIVATION_TYPES}; got {activation_type!r} instead."
+        )
+    if activation_type == "feature_means":
+        array = feature_means(array)
+    if kernel_inds is not None:
+        array = array[:, np.asarray(kernel_inds, dtype=np.intp)]
+    return array.reshape(array.shape[0], -1)

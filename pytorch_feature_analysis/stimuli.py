@@ -1,3 +1,446 @@
-"""stimuli."""
+"""Images in: loading, preprocessing, image sets and synthetic stimuli.
 
-__all__ = []
+An *image set* is what becomes one RDM. As in the original library it is a
+tuple of four parts::
+
+    (labels, images, entry_variables, combinations)
+
+* ``labels`` -- a dict describing the whole set, e.g. ``{'obj': 'obj001'}``;
+  each key becomes a column of the RDM frame;
+* ``images`` -- a dict ``{entry_key: image}``; an entry key is a tuple of the
+  values of the entry variables, e.g. ``('090',)``, and an image is a file
+  path, a :class:`PIL.Image.Image` or a numpy array;
+* ``entry_variables`` -- the names of the values in the entry keys, e.g.
+  ``('color',)``;
+* ``combinations`` -- usually ``[]``; otherwise entries made by combining the
+  activation patterns of several images (see :func:`pytorch_feature_analysis.get_rdms`).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from torchvision import transforms
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "default_transform",
+    "load_image",
+    "preprocess_images",
+    "check_images_exist",
+    "package_image_sets",
+    "validate_image_set",
+    "make_synthetic_stimuli",
+    "save_synthetic_stimuli",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_transform(size: int = 224) -> transforms.Compose:
+    """The standard preprocessing, made safe for batches.
+
+    Resize the shorter side to ``size``, crop the centre ``size`` x ``size``
+    square (so every image of a batch has the same shape), convert to a
+    tensor in [0, 1] and normalise with the ImageNet mean and standard
+    deviation.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> default_transform()(Image.new('RGB', (300, 200))).shape
+    torch.Size([3, 224, 224])
+    """
+    return transforms.Compose(
+        [
+            transforms.Resize(size),
+            transforms.CenterCrop(size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def _array_to_pil(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(
+            "An image array must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
+            f"got shape {array.shape} instead."
+        )
+    if array.dtype == np.uint8:
+        return Image.fromarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        if np.nanmin(array) < 0 or np.nanmax(array) > 1:
+            raise ValueError(
+                "A floating-point image array must hold values in [0, 1]; got values in "
+                f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}] instead."
+            )
+        return Image.fromarray(np.round(array * 255).astype(np.uint8))
+    raise ValueError(
+        f"An image array must be uint8 or floating point in [0, 1]; got dtype {array.dtype} "
+        "instead."
+    )
+
+
+def load_image(image: Any) -> Image.Image:
+    """Any supported image as an RGB :class:`PIL.Image.Image`.
+
+    Parameters
+    ----------
+    image : str, path-like, PIL.Image.Image or numpy.ndarray
+        A file path; a PIL image (any mode); or an array H x W, H x W x 3 or
+        H x W x 4, of dtype uint8 or floating point in [0, 1].
+
+    Returns
+    -------
+    PIL.Image.Image
+        In RGB mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist; the message names it.
+    ValueError
+        A file that is not a readable image, or an array of the wrong shape
+        or type; the message names the file or the shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> load_image(np.zeros((8, 8, 3), dtype=np.uint8)).mode
+    'RGB'
+    """
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        return _array_to_pil(image).convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Image file {path!r} does not exist.")
+        try:
+            with Image.open(path) as opened:
+                return opened.convert("RGB")
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"Image file {path!r} could not be read as an image: {error}") from error
+    raise TypeError(
+        "An image must be a file path, a PIL image or a numpy array; got "
+        f"{type(image).__name__} instead."
+    )
+
+
+def check_images_exist(images: Iterable[Any]) -> None:
+    """Raise before long work starts if any image path is missing.
+
+    Examples
+    --------
+    >>> check_images_exist(['/no/such/image.png'])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: Image file '/no/such/image.png' does not exist.
+    """
+    for image in images:
+        if isinstance(image, (str, os.PathLike)) and not os.path.isfile(image):
+            raise FileNotFoundError(f"Image file {os.fspath(image)!r} does not exist.")
+
+
+def _resize_and_crop(image: Image.Image, size: int) -> np.ndarray:
+    resized = transforms.functional.resize(image, size)
+    cropped = transforms.functional.center_crop(resized, size)
+    return np.asarray(cropped, dtype=np.uint8)
+
+
+def preprocess_images(images: Sequence[Any], transform=None) -> torch.Tensor:
+    """Load and preprocess images into one batch tensor.
+
+    Parameters
+    ----------
+    images : sequence
+        Images as accepted by :func:`load_image`.
+    transform : callable, optional
+        Takes an RGB PIL image and returns a tensor. Every image must come out
+        the same shape. Default: the steps of :func:`default_transform`,
+        with the conversion to floats and the normalisation done once for the
+        whole batch (same result, several times faster).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(len(images), channels, height, width)``, float32.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> preprocess_images([Image.new('RGB', (64, 48))] * 2).shape
+    torch.Size([2, 3, 224, 224])
+    """
+    if transform is None:
+        pixels = np.stack([_resize_and_crop(load_image(image), 224) for image in images])
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(torch.float32).div_(255)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return batch.sub_(mean).div_(std).contiguous()
+    tensors = [transform(load_image(image)) for image in images]
+    shapes = {tuple(tensor.shape) for tensor in tensors}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"The transform must give every image the same shape; got shapes {sorted(shapes)} "
+            "instead (crop or resize to a fixed size)."
+        )
+    return torch.stack(tensors)
+
+
+def validate_image_set(image_set: Any, position: int | None = None) -> None:
+    """Check one image set's structure; the error says what is wrong.
+
+    Examples
+    --------
+    >>> validate_image_set(({'obj': 'a'}, {('red',): 'a.png', ('blue',): 'b.png'}, ('color',), []))
+    >>> validate_image_set(({'obj': 'a'}, {('red',): 'a.png'}, ('color',), []))
+    Traceback (most recent call last):
+    ...
+    ValueError: Image set {'obj': 'a'} has 1 entry; an RDM needs at least 2.
+    """
+    where = f"Image set {position}" if position is not None else "An image set"
+    if not isinstance(image_set, (tuple, list)) or len(image_set) != 4:
+        raise ValueError(
+            f"{where} must be a tuple (labels dict, {{entry_key: image}}, entry variable "
+            f"names, combinations list); got {image_set!r:.200} instead."
+        )
+    labels, images, entry_variables, combinations = image_set
+    if not isinstance(labels, dict):
+        raise ValueError(f"{where}: its labels must be a dict; got {labels!r} instead.")
+    where = f"Image set {dict(labels)}"
+    if not isinstance(images, dict):
+        raise ValueError(f"{where}: its images must be a dict {{entry_key: image}}.")
+    num_entries = len(images) + len(combinations or [])
+    if num_entries < 2:
+        raise ValueError(
+            f"{where} has {num_entries} {'entry' if num_entries == 1 else 'entries'}; "
+            "an RDM needs at least 2."
+        )
+    if isinstance(entry_variables, str):
+        raise ValueError(
+            f"{where}: entry variable names must be a tuple such as ({entry_variables!r},); "
+            f"got the string {entry_variables!r} instead."
+        )
+    for key in images:
+        if not isinstance(key, tuple) or len(key) != len(entry_variables):
+            raise ValueError(
+                f"{where}: entry key {key!r} must be a tuple of {len(entry_variables)} "
+                f"value(s), one per entry variable {tuple(entry_variables)}."
+            )
+
+
+def package_image_sets(
+    image_list: Sequence[dict], entry_vars: Sequence[str], grouping_vars: Sequence[str]
+) -> list[tuple]:
+    """Build image sets from a list of image descriptions.
+
+    Parameters
+    ----------
+    image_list : list of dict
+        One dict per image, with a ``'path'`` key (or any image accepted by
+        :func:`load_image` under that key) and one key per variable.
+    entry_vars : list of str
+        Variables that vary *within* an RDM (its entries).
+    grouping_vars : list of str
+        Variables that vary *between* RDMs (one image set per combination).
+
+    Returns
+    -------
+    list of tuple
+        Image sets ``(labels, images, entry_vars, [])``, in order of first
+        appearance, ready for :func:`pytorch_feature_analysis.get_rdms`.
+
+    Raises
+    ------
+    ValueError
+        An image without ``'path'``; variables that are not exactly the
+        entry and grouping variables; two images with the same entry key in
+        one set.
+
+    Examples
+    --------
+    >>> image_list = [{'color': 'red', 'shape': 'square', 'path': 'red_square.jpg'},
+    ...               {'color': 'blue', 'shape': 'square', 'path': 'blue_square.jpg'},
+    ...               {'color': 'red', 'shape': 'circle', 'path': 'red_circle.jpg'},
+    ...               {'color': 'blue', 'shape': 'circle', 'path': 'blue_circle.jpg'}]
+    >>> sets = package_image_sets(image_list, ['shape'], ['color'])
+    >>> sets[0]
+    (OrderedDict({'color': 'red'}), OrderedDict({('square',): 'red_square.jpg', ('circle',): 'red_circle.jpg'}), ('shape',), [])
+    """
+    entry_vars, grouping_vars = list(entry_vars), list(grouping_vars)
+    overlap = set(entry_vars) & set(grouping_vars)
+    if overlap:
+        raise ValueError(
+            f"Variables {sorted(overlap)} cannot be both entry and grouping variables."
+        )
+    expected = set(entry_vars) | set(grouping_vars)
+    sets: "OrderedDict[tuple, tuple]" = OrderedDict()
+    for position, image in enumerate(image_list):
+        if not isinstance(image, dict) or "path" not in image:
+            raise ValueError(
+                f"Image {position} of image_list must be a dict with a 'path' key; got "
+                f"{image!r} instead."
+            )
+        variables = set(image) - {"path"}
+        if variables != expected:
+            raise ValueError(
+                f"Image {position} ({image['path']!r}) has variables {sorted(variables)}, "
+                f"but entry_vars + grouping_vars are {sorted(expected)}; they must match "
+                "exactly."
+            )
+        labels = OrderedDict((var, image[var]) for var in grouping_vars)
+        group = tuple(labels.values())
+        if group not in sets:
+            sets[group] = (labels, OrderedDict(), tuple(entry_vars), [])
+        key = tuple(image[var] for var in entry_vars)
+        if key in sets[group][1]:
+            raise ValueError(
+                f"Two images share the entry key {key!r} in the image set {dict(labels)}: "
+                f"{sets[group][1][key]!r} and {image['path']!r}."
+            )
+        sets[group][1][key] = image["path"]
+    return list(sets.values())
+
+
+_SHAPES = ("disc", "square", "triangle", "diamond", "cross", "ring", "star", "bar")
+
+
+def _shape_polygon(shape: str, size: int) -> list[tuple[float, float]] | None:
+    c, r = size / 2, size * 0.34
+    if shape == "triangle":
+        return [(c, c - r), (c + r, c + r * 0.8), (c - r, c + r * 0.8)]
+    if shape == "diamond":
+        return [(c, c - r), (c + r * 0.7, c), (c, c + r), (c - r * 0.7, c)]
+    if shape == "star":
+        angles = np.linspace(-np.pi / 2, 3 * np.pi / 2, 11)[:-1]
+        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        return [(c + rad * np.cos(a), c + rad * np.sin(a)) for a, rad in zip(angles, radii)]
+    if shape == "cross":
+        w = r * 0.35
+        return [
+            (c - w, c - r), (c + w, c - r), (c + w, c - w), (c + r, c - w), (c + r, c + w),
+            (c + w, c + w), (c + w, c + r), (c - w, c + r), (c - w, c + w), (c - r, c + w),
+            (c - r, c - w), (c - w, c - w),
+        ]
+    return None
+
+
+def _draw_object(shape: str, rgb: tuple[int, int, int], size: int) -> Image.Image:
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    c, r = size / 2, size * 0.34
+    box = (c - r, c - r, c + r, c + r)
+    polygon = _shape_polygon(shape, size)
+    if polygon is not None:
+        draw.polygon(polygon, fill=rgb)
+    elif shape == "disc":
+        draw.ellipse(box, fill=rgb)
+    elif shape == "square":
+        draw.rectangle(box, fill=rgb)
+    elif shape == "ring":
+        draw.ellipse(box, fill=rgb)
+        inner = r * 0.5
+        draw.ellipse((c - inner, c - inner, c + inner, c + inner), fill=(255, 255, 255))
+    else:  # bar
+        draw.rectangle((c - r, c - r * 0.3, c + r, c + r * 0.3), fill=rgb)
+    return image
+
+
+def make_synthetic_stimuli(
+    num_objects: int = 4,
+    colors: Sequence[int] = (0, 90, 180, 270),
+    size: int = 224,
+) -> list[dict]:
+    """Coloured objects on white, like the user guide's study.
+
+    Object ``i`` is a filled shape (disc, square, triangle, ...); its colour
+    is a rotation of the hue wheel by each angle in ``colors``.
+
+    Parameters
+    ----------
+    num_objects : int, default 4
+        How many objects (at most 8 distinct shapes).
+    colors : sequence of int, default (0, 90, 180, 270)
+        Hue rotations in degrees.
+    size : int, default 224
+        Width and height of each image in pixels.
+
+    Returns
+    -------
+    list of dict
+        One dict per image: ``{'obj': 'obj001', 'color': '090', 'path': PIL image}``,
+        ready for :func:`package_image_sets`.
+
+    Examples
+    --------
+    >>> stimuli = make_synthetic_stimuli(2, colors=(0, 180), size=32)
+    >>> [(s['obj'], s['color']) for s in stimuli]
+    [('obj001', '000'), ('obj001', '180'), ('obj002', '000'), ('obj002', '180')]
+    >>> stimuli[0]['path'].size
+    (32, 32)
+    """
+    if not 1 <= num_objects <= len(_SHAPES):
+        raise ValueError(
+            f"The 'num_objects' parameter of make_synthetic_stimuli must be between 1 and "
+            f"{len(_SHAPES)}; got {num_objects!r} instead."
+        )
+    stimuli = []
+    for index in range(num_objects):
+        for angle in colors:
+            hue = (angle % 360) / 360.0
+            rgb = tuple(int(round(255 * v)) for v in colorsys.hsv_to_rgb(hue, 0.85, 0.9))
+            stimuli.append(
+                {
+                    "obj": f"obj{index + 1:03d}",
+                    "color": f"{int(angle):03d}",
+                    "path": _draw_object(_SHAPES[index], rgb, size),
+                }
+            )
+    return stimuli
+
+
+def save_synthetic_stimuli(out_dir: str | os.PathLike, **kwargs) -> list[dict]:
+    """Write :func:`make_synthetic_stimuli` images to PNG files.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Folder to write into (created if needed); files are named
+        ``<obj>_<color>deg.png``.
+    **kwargs
+        Passed to :func:`make_synthetic_stimuli`.
+
+    Returns
+    -------
+    list of dict
+        As :func:`make_synthetic_stimuli`, with ``'path'`` the file path (str).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> stimuli = save_synthetic_stimuli(tempfile.mkdtemp(), num_objects=1, size=16)
+    >>> stimuli[0]['path'].endswith('obj001_000deg.png')
+    True
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for stimulus in make_synthetic_stimuli(**kwargs):
+        path = out_dir / f"{stimulus['obj']}_{stimulus['color']}deg.png"
+        stimulus["path"].save(path)
+        saved.append({**stimulus, "path": str(path)})
+    return saved
