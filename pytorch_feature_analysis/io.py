@@ -393,13 +393,15 @@ def _encode_object_column(values):
     """Return the Arrow array and the metadata entry for one object column."""
     try:
         stored, missing = _split_missing(values)
-        spec = functools.reduce(_unify, map(_value_spec, stored), _NULL)
+        spec = _column_spec(stored)
         if spec["kind"] == "array" and spec["ndim"] > 0:
             array = _arrays_to_arrow(stored, spec)
-        else:
+        elif _holds_multidimensional_arrays(spec):
             array = pa.array(
                 [_to_arrow_value(v, spec) for v in stored], type=_arrow_type(spec)
             )
+        else:  # pyarrow converts tuples, dicts and numpy scalars itself
+            array = pa.array(stored, type=_arrow_type(spec))
         return array, {"codec": "arrow", "spec": spec, "missing": missing}
     except (_Unrepresentable, pa.ArrowException, OverflowError):
         pass
@@ -458,21 +460,32 @@ class _Unrepresentable(Exception):
 
 
 _NULL = {"kind": "null"}
-_SCALAR_KINDS = {str: "str", int: "int", float: "float", bool: "bool"}
+_SCALAR_SPECS = {t: {"kind": t.__name__} for t in (str, int, float, bool)}
 _SCALAR_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _NUMERIC_DTYPES = {
     "bool", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64", "float32", "float64",
 }  # fmt: skip
 _CONTAINERS = {"tuple": tuple, "list": list}
+_PLAIN_KINDS = {"null", "str", "int", "float", "bool"}  # pyarrow returns these as they were
+
+
+def _column_spec(values):
+    """Unify the specs of a column's values, once per distinct object."""
+    spec, seen = _NULL, set()
+    for value in values:
+        if id(value) not in seen:
+            seen.add(id(value))
+            spec = _unify(spec, _value_spec(value))
+    return spec
 
 
 def _value_spec(value):
     kind = type(value)
     if value is None:
         return _NULL
-    if kind in _SCALAR_KINDS:
-        return {"kind": _SCALAR_KINDS[kind]}
+    if kind in _SCALAR_SPECS:
+        return _SCALAR_SPECS[kind]
     if isinstance(value, np.generic) and value.dtype.name in _NUMERIC_DTYPES:
         return {"kind": "numpy", "dtype": value.dtype.name}
     if kind is np.ndarray and value.dtype.name in _NUMERIC_DTYPES:
@@ -482,6 +495,10 @@ def _value_spec(value):
         return {"kind": "array", "dtype": value.dtype.name, "ndim": value.ndim}
     if kind in (tuple, list):
         container = "tuple" if kind is tuple else "list"
+        item_kinds = set(map(type, value))
+        if len(item_kinds) == 1 and item_kinds <= _SCALAR_SPECS.keys():
+            item = _SCALAR_SPECS[item_kinds.pop()]
+            return {"kind": "seq", "type": container, "item": item, "length": len(value)}
         items = [_value_spec(v) for v in value]
         try:
             item = functools.reduce(_unify, items, _NULL)
@@ -531,6 +548,13 @@ def _unify_sequences(a, b):
     if len(others) != len(a["items"]):
         raise _Unrepresentable("tuples of different lengths")
     return {**a, "items": [_unify(x, y) for x, y in zip(a["items"], others)]}
+
+
+def _holds_multidimensional_arrays(spec):
+    if spec["kind"] == "array":
+        return spec["ndim"] != 1
+    nested = [spec.get("item"), spec.get("value"), *spec.get("items", ()), *spec.get("values", ())]
+    return any(_holds_multidimensional_arrays(s) for s in nested if s is not None)
 
 
 def _dict_value_specs(spec):
@@ -596,6 +620,8 @@ def _from_arrow_value(value, spec):
         array = np.array(value, dtype=spec["dtype"])
         return array.reshape(array.shape + (0,) * (spec["ndim"] - array.ndim))
     if kind == "seq":
+        if spec["item"]["kind"] in _PLAIN_KINDS:
+            return _CONTAINERS[spec["type"]](value)
         return _CONTAINERS[spec["type"]](_from_arrow_value(v, spec["item"]) for v in value)
     if kind == "hseq":
         return _CONTAINERS[spec["type"]](
@@ -603,6 +629,8 @@ def _from_arrow_value(value, spec):
             for i, item in enumerate(spec["items"])
         )
     if kind == "record":
+        if all(item["kind"] in _PLAIN_KINDS for item in spec["values"]):
+            return value  # pyarrow builds the dict in the struct's (the original) key order
         return {
             key: _from_arrow_value(value[key], item)
             for key, item in zip(spec["keys"], spec["values"])
