@@ -307,10 +307,16 @@ def test_pickle_output_and_append_false(alexnet, image_sets, tmp_path):
     assert len(only_one) == len(first) // 3
 
 
-def test_parallel_frame_equals_serial(alexnet, image_sets):
-    kwargs = dict(which_layers={"alexnet": ["conv2", "fc2"]}, num_perms=1, transform=SMALL, verbose=False)
-    serial = pfa.get_rdms(image_sets, {"alexnet": alexnet}, None, **kwargs)
-    parallel = pfa.get_rdms(image_sets, {"alexnet": alexnet}, None, num_cores=2, **kwargs)
+def test_parallel_frame_equals_serial(image_sets):
+    torch.manual_seed(0)
+    tiny = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(16, 5),
+    ).eval()
+    models = {"tiny": tiny, "tiny_again": tiny}
+    kwargs = dict(num_perms=1, dissim_metrics=["corr", "manhattan"], transform=SMALL, verbose=False)
+    serial = pfa.get_rdms(image_sets, models, None, **kwargs)
+    parallel = pfa.get_rdms(image_sets, models, None, num_cores=2, **kwargs)
     assert_frames_equal(serial, parallel)
 
 
