@@ -147,6 +147,9 @@ def save_frame(df, path):
     ValueError
         For an unknown extension, duplicate column names, or a csv target for
         a frame holding arrays, tuples, lists or dicts.
+    TypeError
+        For a parquet target and a value that is no plain Python value, numpy
+        array or numpy scalar (use pickle for those).
 
     Examples
     --------
@@ -310,11 +313,11 @@ def _atomic_write(path, write):
 
 def _check_flat(df):
     """Refuse csv for frames whose object columns hold containers or arrays."""
+    containers = (tuple, list, dict, set, np.ndarray)
     nested = [
         name
-        for name in df.columns
-        if df[name].dtype == object
-        and any(isinstance(v, (tuple, list, dict, set, np.ndarray)) for v in df[name])
+        for name, column in df.items()
+        if column.dtype == object and any(isinstance(v, containers) for v in column)
     ]
     if nested:
         raise ValueError(
