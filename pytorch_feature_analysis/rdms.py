@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
@@ -53,6 +54,11 @@ RDM_COLUMNS = (
     "perm_scramble",
     "dissim_rankings",
 )
+
+# Checkpoints: the file is rewritten after an image set x model whenever the
+# last write took at most this share of the work done since, so writing stays
+# a small part of a long run and an interruption loses little.
+_CHECKPOINT_SHARE = 0.1
 
 _IDENTITY = ("model", "layer", "layer_num", "activation_type", "kernel_set_name", "dissim_metric", "perm")
 
@@ -344,9 +350,10 @@ def get_rdms(
         or ``{name: (base_model, weights)}`` to prepare them here.
     out_fname : str, path-like or None
         Where the frame is saved: ``.parquet`` (recommended), or ``.p`` /
-        ``.pkl`` (pickle). ``None``: not saved. The file is written
-        atomically after each image set x model, so an interrupted run
-        loses at most the one in progress.
+        ``.pkl`` (pickle). ``None``: not saved. The file is rewritten
+        atomically as image sets x models finish (at least once the last write
+        took at most a tenth of the work since), so an interrupted run loses
+        little, and a rerun with ``append=True`` picks up where it stopped.
     rdm_name : str, default 'default_name'
         Stored in the ``df_name`` column.
     which_layers : dict, optional
@@ -569,13 +576,19 @@ def get_rdms(
         ranked = sorted(range(len(rows)), key=lambda i: (keys[i][0] >= 0, keys[i]))
         return _build_frame([rows[i] for i in ranked], label_columns)
 
+    last_save_end, last_save_cost, unsaved = time.perf_counter(), 0.0, False
     with tqdm(total=len(tasks), disable=not verbose or len(tasks) < 2, desc="RDMs", unit="set x model") as bar:
         for rows in imap_ordered(_image_set_rdms, tasks, num_cores):
             new_rows.extend(rows)
-            if out_fname is not None:
+            unsaved = True
+            work_since_save = time.perf_counter() - last_save_end
+            if out_fname is not None and last_save_cost <= _CHECKPOINT_SHARE * work_since_save:
+                start = time.perf_counter()
                 save_frame(current_frame(), out_fname)
+                last_save_end = time.perf_counter()
+                last_save_cost, unsaved = last_save_end - start, False
             bar.update(1)
     frame = current_frame()
-    if out_fname is not None and not tasks:
+    if out_fname is not None and (unsaved or not tasks):
         save_frame(frame, out_fname)
     return frame

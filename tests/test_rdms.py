@@ -276,6 +276,7 @@ def test_resume_after_interruption_gives_the_clean_frame(alexnet, image_sets, tm
         return real(**task)
 
     monkeypatch.setattr(rdms_module, "_image_set_rdms", interrupted)
+    monkeypatch.setattr(rdms_module, "_CHECKPOINT_SHARE", float("inf"))  # save after each
     path = tmp_path / "resumed.parquet"
     with pytest.raises(Interrupt):
         pfa.get_rdms(image_sets, {"alexnet": alexnet}, path, **kwargs)
