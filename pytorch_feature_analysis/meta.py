@@ -316,7 +316,8 @@ def get_meta_rdms(
     entry_var_subsets : list of (str, 'all' or list), default [('all', 'all')]
         ``(subset_name, entry_keys)`` pairs: one meta-RDM per subset, using
         only the listed entries (tuples of entry-variable values; plain values
-        when there is one entry variable), or all of them for ``'all'``.
+        when there is one entry variable), or all of them for ``'all'``. A
+        group holding none of a subset's entries gives no row for it.
     grouping_variables : list of str or 'rest', default 'rest'
         Columns whose values are fixed within a meta-RDM. Names are those of
         ``rdm_df`` (``'dissim_metric'`` means the metric of its RDMs, which is
