@@ -300,7 +300,8 @@ def random_rdms(count, size, seed, ties=False):
 
 
 def tau_a_loop(x, y):
-    total = sum(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in itertools.combinations(range(len(x)), 2))
+    pairs = itertools.combinations(range(len(x)), 2)
+    total = sum(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in pairs)
     return total / (len(x) * (len(x) - 1) / 2)
 
 
