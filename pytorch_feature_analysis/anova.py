@@ -206,29 +206,35 @@ class _UnitSums:
         self.row_sums = np.zeros((self.num_levels[0], size))
         self.col_sums = np.zeros((self.num_levels[1], size))
         self.open_cell = -1
-        self.open_sum = np.zeros(size)
+        self.open_sum = np.zeros(0)
 
     def add(self, start: int, values: np.ndarray) -> None:
+        """Add the activations of images ``start, start + 1, ...`` (cell order)."""
         deviations = values.reshape(len(values), -1).astype(np.float64)
         deviations -= self.reference
         self.sum_sq += np.einsum("bu,bu->u", deviations, deviations)
-        cells = np.arange(start, start + len(values)) // self.replicates
-        firsts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-        sums = np.add.reduceat(deviations, firsts, axis=0)
-        sum_cells = cells[firsts]
-        if sum_cells[0] == self.open_cell:
-            sums[0] += self.open_sum
-        if (start + len(values)) % self.replicates:  # the last cell goes on in the next batch
-            self.open_cell, self.open_sum = sum_cells[-1], sums[-1].copy()
-            sums, sum_cells = sums[:-1], sum_cells[:-1]
-        else:
-            self.open_cell = -1
-        if len(sum_cells) == 0:
-            return
-        self.cell_sq += np.einsum("ku,ku->u", sums, sums) / self.replicates
-        rows, cols = np.divmod(sum_cells, self.num_levels[1])
-        self.row_sums += _indicator(rows, self.num_levels[0]).T @ sums
-        self.col_sums += _indicator(cols, self.num_levels[1]).T @ sums
+        position, stop = start, start + len(values)
+        while position < stop:  # one contiguous run of images per cell
+            cell = position // self.replicates
+            end = min((cell + 1) * self.replicates, stop)
+            cell_sum = deviations[position - start : end - start].sum(axis=0)
+            if cell == self.open_cell:
+                cell_sum += self.open_sum
+            if end < (cell + 1) * self.replicates:  # the cell goes on in the next batch
+                self.open_cell, self.open_sum = cell, cell_sum
+            else:
+                self._close_cell(cell, cell_sum)
+            position = end
+
+    def _close_cell(self, cell: int, cell_sum: np.ndarray) -> None:
+        row, col = divmod(cell, self.num_levels[1])
+        self.row_sums[row] += cell_sum
+        self.col_sums[col] += cell_sum
+        if self.replicates > 1:
+            squared = np.square(cell_sum)
+            squared /= self.replicates
+            self.cell_sq += squared
+        self.open_cell = -1
 
     def statistics(self) -> dict[str, np.ndarray]:
         n1, n2 = self.num_levels
@@ -276,12 +282,6 @@ class _UnitSums:
             key: values if key.endswith("_kernelmeans") else values.reshape(self.shape)
             for key, values in out.items()
         }
-
-
-def _indicator(indices: np.ndarray, size: int) -> np.ndarray:
-    matrix = np.zeros((len(indices), size))
-    matrix[np.arange(len(indices)), indices] = 1.0
-    return matrix
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, defined: np.ndarray) -> np.ndarray:
