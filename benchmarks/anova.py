@@ -111,7 +111,8 @@ def main() -> None:
     for (label, unit), table in zip(sample, tables):
         total = table["sum_sq"].sum()
         for key, row in effects.items():
-            stats = {name: units[label][f"{name}_{key}"].reshape(-1)[unit] for name in ("eta2", "F", "p")}
+            stats = {name: units[label][f"{name}_{key}"].reshape(-1)[unit]
+                     for name in ("eta2", "F", "p")}
             eta_diff = max(eta_diff, abs(stats["eta2"] - table.loc[row, "sum_sq"] / total))
             if args.replicates > 1 and np.isfinite(stats["F"]):
                 f_rel = max(f_rel, abs(stats["F"] / table.loc[row, "F"] - 1))
@@ -130,8 +131,9 @@ def main() -> None:
           f"{max(ours_seconds - forward_seconds, 0) / num_units * 1e6:.3f} us per unit")
     print(f"statsmodels anova_lm ({len(sample)} units):  {statsmodels_seconds:8.2f} s in all, "
           f"{statsmodels_per_unit * 1e6:10.1f} us per unit")
+    every_unit_hours = statsmodels_per_unit * num_units / 3600
     print(f"speed-up per unit: {statsmodels_per_unit / ours_per_unit:,.0f}x "
-          f"(statsmodels for every unit would take {statsmodels_per_unit * num_units / 3600:,.1f} h)")
+          f"(statsmodels for every unit would take {every_unit_hours:,.1f} h)")
     print(f"agreement on {len(sample)} units: max |eta2 difference| = {eta_diff:.2e}; "
           f"max relative difference F = {f_rel:.2e}, p = {p_rel:.2e}")
 

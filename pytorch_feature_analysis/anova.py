@@ -452,7 +452,7 @@ def unit_anova(
                 sums[label] = _UnitSums(values[0], design)
             sums[label].add(batch.start, values)
 
-    factor_names = {"var1": design.factors[0], "var2": design.factors[1], "interaction": "interaction"}
+    factor_names = dict(zip(_EFFECTS, (*design.factors, "interaction")))
     units: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
     rows = []
     for label in chosen:

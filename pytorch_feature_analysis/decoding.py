@@ -76,7 +76,9 @@ def _check_variables(image_list: Any, var1: Any, var2: Any, grouping_vars: Any) 
     return grouping_vars
 
 
-def _groups(image_list: Sequence[dict], grouping_vars: list[str]) -> "OrderedDict[tuple, list[int]]":
+def _groups(
+    image_list: Sequence[dict], grouping_vars: list[str]
+) -> "OrderedDict[tuple, list[int]]":
     groups: "OrderedDict[tuple, list[int]]" = OrderedDict()
     for position, image in enumerate(image_list):
         groups.setdefault(tuple(image[var] for var in grouping_vars), []).append(position)
@@ -115,7 +117,9 @@ def _check_design(image_list, members, var1, var2, group_labels) -> None:
         )
 
 
-def _decode(features: np.ndarray, labels: np.ndarray, folds: list, estimator: Any) -> tuple[int, int]:
+def _decode(
+    features: np.ndarray, labels: np.ndarray, folds: list, estimator: Any
+) -> tuple[int, int]:
     """Fit a fresh copy of the estimator on each fold; count correct test predictions."""
     correct = total = 0
     for train, test in folds:
@@ -388,14 +392,18 @@ def run_2way_svm_analysis(
     which_layers = dict(which_layers or {})
     unknown = sorted(set(which_layers) - set(models_dict))
     if unknown:
-        raise _error("which_layers", f"a dict keyed by models of models_dict ({list(models_dict)})", unknown)
+        raise _error(
+            "which_layers", f"a dict keyed by models of models_dict ({list(models_dict)})", unknown
+        )
 
     example = preprocess_images([image_list[0]["path"]], transform)
     books, chosen = {}, {}
     for model_name, model in models_dict.items():
         home = next((p.device for p in model.parameters()), torch.device("cpu"))
         books[model_name] = model_layers(model, example.to(home))
-        chosen[model_name] = resolve_layers(books[model_name], which_layers.get(model_name), model_name)
+        chosen[model_name] = resolve_layers(
+            books[model_name], which_layers.get(model_name), model_name
+        )
 
     existing = None
     if append and save_path is not None and os.path.exists(save_path):
@@ -436,7 +444,8 @@ def run_2way_svm_analysis(
                 common = {"analysis_name": analysis_name, "model": model_name,
                           "activation_type": activation_type}
                 group_labels = dict(zip(grouping_vars, group))
-                for position, (correct, tested) in enumerate(imap_ordered(_decode, tasks, num_cores)):
+                results = imap_ordered(_decode, tasks, num_cores)
+                for position, (correct, tested) in enumerate(results):
                     row = {**common, **fields[position]}
                     row.update(group_labels)
                     row["acc"] = correct / tested

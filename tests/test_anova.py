@@ -275,7 +275,9 @@ def test_summary_frame_columns_and_values(replicated):
             assert row[f"{name}_eta2_stdev_kernelmeans"] == pytest.approx(
                 np.nanstd(kernel_means), abs=1e-12
             )
-            np.testing.assert_allclose(stats[f"eta2_{effect}_kernelmeans"], kernel_means, atol=1e-12)
+            np.testing.assert_allclose(
+                stats[f"eta2_{effect}_kernelmeans"], kernel_means, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7])
@@ -305,7 +307,8 @@ def test_alexnet_64px_matches_get_activations_and_accepts_both_model_forms():
     )
     assert summary["layer_label"].tolist() == [("conv2", 4), ("fc3", 21)]
     model = pfa.prepare_model("alexnet", "random")
-    images = [image_set[1][(c, o)] for c in ("000", "120", "240") for o in ("obj001", "obj002", "obj003")]
+    images = [image_set[1][(c, o)]
+              for c in ("000", "120", "240") for o in ("obj001", "obj002", "obj003")]
     # The same batches as unit_anova's: float32 convolutions depend on the batch size.
     acts = pfa.get_activations(images, model, ["conv2", "fc3"], transform=transform,
                                batch_size=4, verbose=False)

@@ -232,7 +232,8 @@ def test_saved_as_parquet_and_csv_and_appended(tmp_path, image_list, result):
 def test_errors_name_the_problem(image_list):
     unbalanced = [image for image in image_list
                   if not (image["colour"] == "blue" and image["shape"] == "ring")]
-    with pytest.raises(ValueError, match=r"balanced crossed design.*0 image\(s\) for \('blue', 'ring'\)"):
+    cell = r"balanced crossed design.*0 image\(s\) for \('blue', 'ring'\)"
+    with pytest.raises(ValueError, match=cell):
         run(unbalanced)
     lacking = [dict(image) for image in image_list]
     del lacking[4]["shape"]
