@@ -156,7 +156,8 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UsageError(f"Could not read {str(csv_path)!r} as a CSV file: {error}") from error
     table.columns = [str(column).strip() for column in table.columns]
-    missing = [column for column in dict.fromkeys(["path", *variables]) if column not in table.columns]
+    needed = list(dict.fromkeys(["path", *variables]))
+    missing = [column for column in needed if column not in table.columns]
     if missing:
         raise UsageError(
             f"The study file {str(csv_path)!r} has no column(s) {missing}; its columns are "
@@ -166,7 +167,7 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
         raise UsageError(f"The study file {str(csv_path)!r} has no rows.")
     folder = csv_path.resolve().parent
     rows = []
-    for record in table[["path", *dict.fromkeys(variables)]].to_dict("records"):
+    for record in table[needed].to_dict("records"):
         path = Path(record["path"].strip())
         record["path"] = str(path if path.is_absolute() else (folder / path).resolve())
         rows.append(record)
@@ -193,7 +194,9 @@ def _which_layers(layer_args: Sequence[str] | None, model_labels: Sequence[str])
             )
         else:
             per_model.setdefault(label, []).extend(layers)
-    chosen = {label: list(dict.fromkeys(per_model.get(label, []) + shared)) for label in model_labels}
+    chosen = {
+        label: list(dict.fromkeys(per_model.get(label, []) + shared)) for label in model_labels
+    }
     return {label: layers for label, layers in chosen.items() if layers}
 
 
@@ -244,6 +247,12 @@ def _run_rdms(args: argparse.Namespace) -> int:
             "name them, e.g. --model mine=alexnet:random."
         )
     which_layers = _which_layers(args.layers, list(specs))
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise UsageError(f"--device must be cpu or cuda; got {args.device!r} instead.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device} needs a CUDA GPU, and torch finds none.")
     if args.image_size < 32:
         raise UsageError(f"--image-size must be at least 32 pixels; got {args.image_size} instead.")
     rows = read_study(args.study, [*args.entry, *args.group])
@@ -292,7 +301,10 @@ def _apply_where(frame: pd.DataFrame, conditions: Sequence[str], source: str) ->
     for condition in conditions:
         column, sep, value = condition.partition("=")
         if not sep or not column:
-            raise UsageError(f"--where must be COLUMN=VALUE, e.g. activation_type=unit_level; got {condition!r}.")
+            raise UsageError(
+                f"--where must be COLUMN=VALUE, e.g. activation_type=unit_level; got "
+                f"{condition!r} instead."
+            )
         _check_columns(frame, [column], "--where", source)
         as_text = frame[column].map(str)
         if not (as_text == value).any():
@@ -323,7 +335,9 @@ def _run_meta(args: argparse.Namespace) -> int:
         _check_columns(frame, grouping, "--group", args.frame)
         overlap = sorted(set(args.entry) & set(grouping))
         if overlap:
-            raise UsageError(f"The column(s) {overlap} cannot be both --entry and --group variables.")
+            raise UsageError(
+                f"The column(s) {overlap} cannot be both --entry and --group variables."
+            )
     start = time.perf_counter()
     meta = get_meta_rdms(
         frame,
@@ -338,9 +352,11 @@ def _run_meta(args: argparse.Namespace) -> int:
     )
     if verbose:
         size = len(meta["entry_keys"].iloc[0]) if len(meta) else 0
+        plural = "" if len(meta) == 1 else "s"
         print(
-            f"pfa meta: {len(meta)} meta-RDM{'' if len(meta) == 1 else 's'} of {size} entries ({', '.join(args.entry)}) "
-            f"from {len(frame)} RDMs in {out} in {time.perf_counter() - start:.0f} s."
+            f"pfa meta: {len(meta)} meta-RDM{plural} of {size} entries "
+            f"({', '.join(args.entry)}) from {len(frame)} RDMs in {out} in "
+            f"{time.perf_counter() - start:.0f} s."
         )
     return 0
 
@@ -385,13 +401,13 @@ def _mds_png(row_frame: pd.DataFrame, path: Path, title: str, **options) -> None
 
     finite = _finite_entries(row_frame.iloc[0])
     if len(finite) < len(row_frame["entry_keys"].iloc[0]):
+        kept = set(finite)
         row_frame = subset_rdm_df(row_frame, finite)
-        for name in ("cond_pics",):
-            if options.get(name):
-                options[name] = {k: v for k, v in options[name].items() if k in set(finite)}
-        if options.get("line_trajectories"):
+        if "cond_pics" in options:
+            options["cond_pics"] = {k: v for k, v in options["cond_pics"].items() if k in kept}
+        if "line_trajectories" in options:
             options["line_trajectories"] = [
-                ([key for key in keys if key in set(finite)], style)
+                ([key for key in keys if key in kept], style)
                 for keys, style in options["line_trajectories"]
             ]
     result = rdm_mds(
@@ -399,6 +415,68 @@ def _mds_png(row_frame: pd.DataFrame, path: Path, title: str, **options) -> None
         return_result=True, **options,
     )
     plt.close(result.fig)
+
+
+def _demo_plots(
+    rdm_df: pd.DataFrame,
+    meta_rdm: pd.DataFrame,
+    layer_meta: pd.DataFrame,
+    stimuli: list[dict],
+    layers: list[str],
+    label: str,
+    plots_dir: Path,
+    verbose: bool,
+) -> None:
+    """The demo's MDS plots and heatmap grids (unit-level activations, 1 - Pearson r)."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_rdm_grid
+
+    picture = {(s["obj"], s["color"]): s["path"] for s in stimuli}
+    objects = list(dict.fromkeys(s["obj"] for s in stimuli))
+    colors = list(dict.fromkeys(s["color"] for s in stimuli))
+    corr = {"activation_type": "unit_level", "dissim_metric": "corr"}
+    with tqdm(total=5, desc="plots", unit="plot", disable=not verbose) as bar:
+        _mds_png(
+            _select(rdm_df, layer=_DEMO_PLOT_LAYER, obj=objects[0], **corr),
+            plots_dir / "mds_colors.png",
+            f"{objects[0]}: its colours in {_DEMO_PLOT_LAYER} ({label})",
+            cond_pics={(color,): picture[objects[0], color] for color in colors},
+        )
+        bar.update(1)
+        _mds_png(
+            _select(meta_rdm, layer=_DEMO_PLOT_LAYER, dissim_metric_sub="corr", **corr),
+            plots_dir / "mds_objects.png",
+            f"Colour spaces of the objects in {_DEMO_PLOT_LAYER} ({label})",
+            cond_pics={(obj,): picture[obj, colors[0]] for obj in objects},
+        )
+        bar.update(1)
+        line_colors = ("black", "tab:blue", "tab:orange", "tab:green")
+        _mds_png(
+            _select(layer_meta, dissim_metric_sub="corr", **corr),
+            plots_dir / "mds_trajectories.png",
+            f"Each object's colour space through the layers ({label})",
+            cond_pics={(obj, layers[-1]): picture[obj, colors[0]] for obj in objects},
+            line_trajectories=[
+                ([(obj, layer) for layer in layers], {"linewidth": 1, "c": line_color})
+                for obj, line_color in zip(objects, line_colors)
+            ],
+            plot_opts={"s": 12},
+        )
+        bar.update(1)
+        grids = (
+            (_select(rdm_df, obj=objects[0], **corr), "heatmaps_colors.png",
+             f"{objects[0]}: its colour RDM in each layer ({label}, 1 - Pearson r)"),
+            (_select(meta_rdm, dissim_metric_sub="corr", **corr), "heatmaps_objects.png",
+             f"The objects' second-order RDM in each layer ({label}, 1 - Pearson r)"),
+        )
+        for frame, name, title in grids:
+            in_order = frame.iloc[np.argsort(frame["layer"].map(layers.index).to_numpy())]
+            fig = plot_rdm_grid(in_order, col="layer", col_wrap=6, height=2.0)
+            fig.suptitle(title)
+            fig.savefig(plots_dir / name, dpi=80)
+            plt.close(fig)
+            bar.update(1)
 
 
 def run_demo(out_dir: str | os.PathLike = "pfa_demo", verbose: bool = True) -> dict:
@@ -440,11 +518,13 @@ def run_demo(out_dir: str | os.PathLike = "pfa_demo", verbose: bool = True) -> d
         'meta_meta_rdms', 'plots'}`` -> paths, plus ``'model'`` (the model's
         label, ``'alexnet'`` or ``'alexnet_random'``), ``'weights'``
         (``'trained'`` or ``'random'``) and ``'counts'`` (rows per frame).
+
+    Examples
+    --------
+    >>> result = run_demo('pfa_demo', verbose=False)  # doctest: +SKIP
+    >>> result['counts']['rdms']  # doctest: +SKIP
+    352
     """
-    import matplotlib.pyplot as plt
-
-    from .plotting import plot_rdm_grid
-
     out_dir = Path(out_dir)
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -457,11 +537,10 @@ def run_demo(out_dir: str | os.PathLike = "pfa_demo", verbose: bool = True) -> d
         "plots": plots_dir,
     }
 
-    stimuli = save_synthetic_stimuli(paths["stimuli"], num_objects=_DEMO_OBJECTS, colors=_DEMO_COLORS)
+    stimuli = save_synthetic_stimuli(
+        paths["stimuli"], num_objects=_DEMO_OBJECTS, colors=_DEMO_COLORS
+    )
     image_sets = package_image_sets(stimuli, ["color"], ["obj"])
-    picture = {(s["obj"], s["color"]): s["path"] for s in stimuli}
-    objects = list(dict.fromkeys(s["obj"] for s in stimuli))
-    colors = list(dict.fromkeys(s["color"] for s in stimuli))
 
     weights = _demo_weights()
     label = _DEMO_MODEL if weights == "trained" else f"{_DEMO_MODEL}_random"
@@ -490,50 +569,7 @@ def run_demo(out_dir: str | os.PathLike = "pfa_demo", verbose: bool = True) -> d
     )
 
     layers = list(dict.fromkeys(rdm_df.sort_values("layer_num", kind="stable")["layer"]))
-    with tqdm(total=5, desc="plots", unit="plot", disable=not verbose) as bar:
-        first = _select(rdm_df, layer=_DEMO_PLOT_LAYER, obj=objects[0],
-                        activation_type="unit_level", dissim_metric="corr")
-        _mds_png(
-            first, plots_dir / "mds_colors.png",
-            f"{objects[0]}: its colours in {_DEMO_PLOT_LAYER} ({label})",
-            cond_pics={(color,): picture[objects[0], color] for color in colors},
-        )
-        bar.update(1)
-        second = _select(meta_rdm, layer=_DEMO_PLOT_LAYER, activation_type="unit_level",
-                         dissim_metric="corr", dissim_metric_sub="corr")
-        _mds_png(
-            second, plots_dir / "mds_objects.png",
-            f"Colour spaces of the objects in {_DEMO_PLOT_LAYER} ({label})",
-            cond_pics={(obj,): picture[obj, colors[0]] for obj in objects},
-        )
-        bar.update(1)
-        trajectory_row = _select(layer_meta, activation_type="unit_level",
-                                 dissim_metric="corr", dissim_metric_sub="corr")
-        _mds_png(
-            trajectory_row, plots_dir / "mds_trajectories.png",
-            f"Each object's colour space through the layers ({label})",
-            cond_pics={(obj, layers[-1]): picture[obj, colors[0]] for obj in objects},
-            line_trajectories=[
-                ([(obj, layer) for layer in layers], {"linewidth": 1, "c": color})
-                for obj, color in zip(objects, ("black", "tab:blue", "tab:orange", "tab:green"))
-            ],
-            plot_opts={"s": 12},
-        )
-        bar.update(1)
-        grids = (
-            (_select(rdm_df, obj=objects[0], activation_type="unit_level", dissim_metric="corr"),
-             "heatmaps_colors.png", f"{objects[0]}: its colour RDM in each layer ({label}, 1 - Pearson r)"),
-            (_select(meta_rdm, activation_type="unit_level", dissim_metric="corr", dissim_metric_sub="corr"),
-             "heatmaps_objects.png", f"The objects' second-order RDM in each layer ({label}, 1 - Pearson r)"),
-        )
-        for frame, name, title in grids:
-            frame = frame.assign(_order=frame["layer"].map(layers.index)).sort_values("_order")
-            fig = plot_rdm_grid(frame.drop(columns="_order"), col="layer", col_wrap=6, height=2.0)
-            fig.suptitle(title)
-            fig.savefig(plots_dir / name, dpi=80)
-            plt.close(fig)
-            bar.update(1)
-
+    _demo_plots(rdm_df, meta_rdm, layer_meta, stimuli, layers, label, plots_dir, verbose)
     return {
         **paths,
         "model": label,
@@ -563,8 +599,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         else f"random weights, seed 0: no trained weights at {_local_alexnet_checkpoint()}"
     )
     lines = [
-        f"pfa demo: {counts['stimuli']} images ({_DEMO_OBJECTS} objects x {len(_DEMO_COLORS)} colours) "
-        f"through AlexNet ({weights}) in {time.perf_counter() - start:.0f} s. Written to {out}/:",
+        f"pfa demo: {counts['stimuli']} images ({_DEMO_OBJECTS} objects x "
+        f"{len(_DEMO_COLORS)} colours) through AlexNet ({weights}) in "
+        f"{time.perf_counter() - start:.0f} s. Written to {out}/:",
         f"  stimuli/                     the {counts['stimuli']} images",
         f"  rdms.parquet                 {counts['rdms']} RDMs ({_DEMO_OBJECTS} objects x "
         f"{counts['layers']} layers x 2 metrics x 2 activation types)",
@@ -573,7 +610,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         "(entries: obj x layer)",
         f"  meta_meta_rdms.parquet       {counts['meta_meta_rdms']} third-order RDMs "
         "(entries: activation_type)",
-        "  plots/                       3 MDS plots with the pictures, 2 heatmap grids (one panel per layer)",
+        "  plots/                       3 MDS plots with the pictures, 2 heatmap grids "
+        "(a panel per layer)",
         f"Read a table back with pfa.load_frame('{(out / 'rdms.parquet').as_posix()}').",
     ]
     print("\n".join(lines))
@@ -704,7 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
     rdms.add_argument("--entry", action="append", required=True, metavar="VAR",
                       help="variable that varies within an RDM (its entries); repeatable")
     rdms.add_argument("--group", action="append", required=True, metavar="VAR",
-                      help="variable that varies between RDMs (one image set per value); repeatable")
+                      help="variable that varies between RDMs (an image set per value); "
+                      "repeatable")
     rdms.add_argument("--model", action="append", required=True, metavar="[LABEL=]NAME:WEIGHTS",
                       help="e.g. alexnet:random, alexnet:trained, mine=resnet50:w.pth; repeatable")
     rdms.add_argument("--metric", action="append", choices=METRIC_NAMES, metavar="METRIC",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from torchvision.models import AlexNet_Weights
 
@@ -22,9 +23,12 @@ LAYERS = ["conv1", "fc3"]
 @pytest.fixture
 def study(tmp_path):
     """A CSV of 2 objects x 3 colours, paths relative to the CSV, plus an unused column."""
-    stimuli = pfa.save_synthetic_stimuli(tmp_path / "images", num_objects=2, colors=(0, 120, 240), size=32)
+    stimuli = pfa.save_synthetic_stimuli(
+        tmp_path / "images", num_objects=2, colors=(0, 120, 240), size=32
+    )
     rows = [
-        {"path": f"images/{Path(s['path']).name}", "obj": s["obj"], "color": s["color"], "note": "x"}
+        {"path": f"images/{Path(s['path']).name}", "obj": s["obj"], "color": s["color"],
+         "note": "x"}
         for s in stimuli
     ]
     csv = tmp_path / "study.csv"
@@ -137,9 +141,9 @@ def test_rdms_resumes_without_recomputing(study, tmp_path, monkeypatch, capsys):
 def test_model_label_and_per_model_layers(study, tmp_path):
     csv, _ = study
     out = tmp_path / "rdms.parquet"
-    args = ["rdms", str(csv), "--entry", "color", "--group", "obj", "--model", "mine=alexnet:random",
-            "--model", "alexnet:random", "--seed", "3", "--layers", "mine=fc3",
-            "--layers", "alexnet_random=conv1", "--quiet", "--out", str(out)]
+    args = ["rdms", str(csv), "--entry", "color", "--group", "obj",
+            "--model", "mine=alexnet:random", "--model", "alexnet:random", "--seed", "3",
+            "--layers", "mine=fc3", "--layers", "alexnet_random=conv1", "--quiet", "--out", str(out)]
     assert main(args) == 0
     frame = pfa.load_frame(out)
     layers = frame.groupby("model")["layer"].agg(lambda s: sorted(set(s))).to_dict()
@@ -207,8 +211,8 @@ def _errors(study_csv, tmp_path):
                             "--model", "alexnet:random", "--out", out], "'colour'"),
         "unknown model": (["rdms", str(study_csv), *base, "--model", "alexnt:random", "--out", out],
                           "'alexnet'"),
-        "model without weights": (["rdms", str(study_csv), *base, "--model", "alexnet", "--out", out],
-                                  "NAME:WEIGHTS"),
+        "model without weights": (["rdms", str(study_csv), *base, "--model", "alexnet",
+                                   "--out", out], "NAME:WEIGHTS"),
         "missing weights file": (["rdms", str(study_csv), *base, "--model", "alexnet:/no/w.pth",
                                   "--out", out], "/no/w.pth"),
         "unknown layer": (["rdms", str(study_csv), *base, "--model", "alexnet:random",
@@ -219,6 +223,8 @@ def _errors(study_csv, tmp_path):
                         "--out", str(tmp_path / "o.csv")], "o.csv"),
         "entry and group": (["rdms", str(study_csv), "--entry", "obj", "--group", "obj",
                              "--model", "alexnet:random", "--quiet", "--out", out], "'obj'"),
+        "unknown device": (["rdms", str(study_csv), *base, "--model", "alexnet:random",
+                            "--device", "gpu", "--out", out], "'gpu'"),
         "missing frame": (["meta", str(tmp_path / "nope.parquet"), "--entry", "obj", "--quiet",
                            "--out", out], "nope.parquet"),
         "unknown meta column": (["meta", str(frame), "--entry", "object", "--quiet", "--out", out],
@@ -231,7 +237,8 @@ def _errors(study_csv, tmp_path):
 @pytest.mark.parametrize("case", [
     "missing study", "unknown column", "unknown model", "model without weights",
     "missing weights file", "unknown layer", "layers of an unknown model", "csv output",
-    "entry and group", "missing frame", "unknown meta column", "where matches nothing",
+    "entry and group", "unknown device", "missing frame", "unknown meta column",
+    "where matches nothing",
 ])
 def test_errors_are_one_line_and_exit_2(case, study, tmp_path, capsys):
     args, named = _errors(study[0], tmp_path)[case]
@@ -246,6 +253,13 @@ def test_errors_are_one_line_and_exit_2(case, study, tmp_path, capsys):
     assert not (tmp_path / "o.parquet").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line(study, tmp_path, capsys):
+    assert main(rdms_args(study[0], tmp_path / "o.parquet", "--device", "cuda")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA" in err[0]
+
+
 def test_duplicate_images_in_the_study_are_one_line(study, tmp_path, capsys):
     csv, _ = study
     table = pd.read_csv(csv, dtype=str)
@@ -258,7 +272,8 @@ def test_duplicate_images_in_the_study_are_one_line(study, tmp_path, capsys):
 def test_demo_looks_for_the_cached_alexnet_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     checkpoint = cli._local_alexnet_checkpoint()
-    assert checkpoint == tmp_path / "hub" / "checkpoints" / AlexNet_Weights.DEFAULT.url.rsplit("/", 1)[1]
+    filename = AlexNet_Weights.DEFAULT.url.rsplit("/", 1)[1]
+    assert checkpoint == tmp_path / "hub" / "checkpoints" / filename
     assert cli._demo_weights() == "random"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
@@ -296,6 +311,8 @@ def test_demo_writes_the_study(tmp_path, monkeypatch, capsys):
     assert row["entry_keys"].iloc[0] == tuple((obj,) for obj in first["obj"])
     np.testing.assert_allclose(row["matrix"].iloc[0], expected, atol=1e-10)
 
-    for name in ("mds_colors", "mds_objects", "mds_trajectories", "heatmaps_colors", "heatmaps_objects"):
+    plots = ("mds_colors", "mds_objects", "mds_trajectories", "heatmaps_colors",
+             "heatmaps_objects")
+    for name in plots:
         with Image.open(out / "plots" / f"{name}.png") as image:
             assert min(image.size) > 200

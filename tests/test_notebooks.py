@@ -32,7 +32,8 @@ def kernel_name(tmp_path, monkeypatch):
 
 
 def test_the_notebooks_are_found():
-    assert [path.name for path in NOTEBOOKS] == ["01_rsa_walkthrough.ipynb", "02_anova_and_svm.ipynb"]
+    names = [path.name for path in NOTEBOOKS]
+    assert names == ["01_rsa_walkthrough.ipynb", "02_anova_and_svm.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
@@ -57,5 +58,6 @@ def test_the_notebook_runs(path, kernel_name, tmp_path):
     client.execute()  # raises CellExecutionError, with the cell and traceback, on an error
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code_cells)
-    errors = [output for cell in code_cells for output in cell.outputs if output.output_type == "error"]
+    outputs = [output for cell in code_cells for output in cell.outputs]
+    errors = [output for output in outputs if output.output_type == "error"]
     assert errors == []
