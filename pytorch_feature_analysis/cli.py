@@ -711,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="pfa",
-        description="Representational similarity analysis (RSA) of images in PyTorch CNNs: "
+        description="Representational similarity analysis (RSA) of images in PyTorch CNNs:\n"
         "RDMs per layer, meta-RDMs of any order, MDS plots, parquet tables.",
         epilog=_MAIN_EPILOG,
         formatter_class=formatter,
@@ -725,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", parents=[quiet], formatter_class=formatter, epilog=_DEMO_EPILOG,
         help="run the user guide's study on synthetic images (a minute, no downloads)",
-        description="Run the user guide's study end to end on synthetic images: RDMs, "
+        description="Run the user guide's study end to end on synthetic images: RDMs,\n"
         "meta-RDMs of second and third order, MDS plots and heatmaps.",
     )
     demo.add_argument("--out", default="pfa_demo", metavar="DIR",
@@ -735,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     rdms = commands.add_parser(
         "rdms", parents=[quiet], formatter_class=formatter, epilog=_RDMS_EPILOG,
         help="RDMs of your own images, listed in a CSV (resumable)",
-        description="Make one RDM per image set, model, layer, metric and activation type "
+        description="Make one RDM per image set, model, layer, metric and activation type\n"
         "from the images listed in a CSV file, and save the RDM frame.",
     )
     rdms.add_argument("study", metavar="STUDY.csv", help="one row per image: path + variables")
