@@ -36,7 +36,7 @@ from .models import available_models, prepare_models
 from .rdms import get_rdms
 from .stimuli import default_transform, package_image_sets, save_synthetic_stimuli
 
-__all__ = ["main", "build_parser", "run_demo", "parse_model_spec", "read_study"]
+__all__ = ["main", "build_parser", "run_demo", "parse_model_spec", "read_study", "UsageError"]
 
 _DEMO_MODEL = "alexnet"
 _DEMO_METRICS = ["corr", "euclidean_distance"]
