@@ -78,9 +78,9 @@ def resolve_layers(book: dict, layers: Sequence | None, model_name: str | None =
     ----------
     book : dict
         Keys are labels ``(name, number)``, e.g. from :func:`model_layers`.
-    layers : sequence or None
-        Names (``'conv1'``) and/or labels (``('conv1', 1)``); ``None`` or
-        ``'all'`` means every layer.
+    layers : str, tuple, sequence or None
+        Names (``'conv1'``) and/or labels (``('conv1', 1)``), or one of them
+        alone; ``None`` or ``'all'`` means every layer.
     model_name : str, optional
         Named in error messages.
 
@@ -103,7 +103,9 @@ def resolve_layers(book: dict, layers: Sequence | None, model_name: str | None =
     labels = list(book)
     if layers is None or (isinstance(layers, str) and layers == "all"):
         return labels
-    if isinstance(layers, (str, tuple)):
+    if isinstance(layers, str) or (
+        isinstance(layers, tuple) and len(layers) == 2 and isinstance(layers[1], int)
+    ):
         layers = [layers]
     by_name = {label[0]: label for label in labels}
     chosen = set()
@@ -168,6 +170,72 @@ def _as_numpy_copy(tensor: torch.Tensor) -> np.ndarray:
     return copied.numpy()
 
 
+def _plan(
+    images: Sequence[Any],
+    model: nn.Module,
+    layers: Sequence | None,
+    batch_size: int,
+    device: str | torch.device,
+    transform: Callable | None,
+    original_rgb: bool,
+    layer_book: dict | None,
+    caller: str,
+) -> tuple[list, torch.device, dict, list]:
+    """Check the arguments of an extraction; return images, device, book, chosen labels."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(
+            f"The 'batch_size' parameter of {caller} must be a positive int; got "
+            f"{batch_size!r} instead."
+        )
+    images = list(images)
+    if not images:
+        raise ValueError(f"The 'images' parameter of {caller} must not be empty.")
+    check_images_exist(images)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU.")
+    if layer_book is None:
+        layer_book = model_layers(model, preprocess_images(images[:1], transform))
+    if not original_rgb and ORIGINAL_RGB in layer_book:
+        layer_book = OrderedDict((k, v) for k, v in layer_book.items() if k != ORIGINAL_RGB)
+    return images, device, layer_book, resolve_layers(layer_book, layers)
+
+
+def _run_batches(
+    images: list,
+    model: nn.Module,
+    book: dict,
+    chosen: list,
+    batch_size: int,
+    device: torch.device,
+    transform: Callable | None,
+    verbose: bool,
+    sink: Callable[[LayerLabel, slice, torch.Tensor], None],
+) -> Iterator[slice]:
+    """Run the batches with hooks; hand every chosen output to ``sink``; yield each batch."""
+    home = next((p.device for p in model.parameters()), torch.device("cpu"))
+    batch = slice(0, 0)
+
+    def hand_over(label: LayerLabel, output: torch.Tensor) -> None:
+        sink(label, batch, output)
+
+    model.to(device)
+    try:
+        with _Capture(model, book, chosen, hand_over) as capture, tqdm(
+            total=len(images), disable=not verbose, desc="activations", unit="image"
+        ) as progress:
+            for start in range(0, len(images), batch_size):
+                batch = slice(start, min(start + batch_size, len(images)))
+                pixels = preprocess_images(images[batch], transform).to(device)
+                if ORIGINAL_RGB in chosen:
+                    sink(ORIGINAL_RGB, batch, pixels)
+                capture.run(model, pixels)
+                progress.update(batch.stop - batch.start)
+                yield batch
+    finally:
+        model.to(home)
+
+
 def iter_activations(
     images: Sequence[Any],
     model: nn.Module,
@@ -182,7 +250,8 @@ def iter_activations(
 ) -> Iterator[tuple[slice, "OrderedDict[LayerLabel, np.ndarray]"]]:
     """Stream activations batch by batch; memory is one batch.
 
-    Takes the same parameters as :func:`get_activations`.
+    Takes the same parameters as :func:`get_activations`, and checks them
+    when called (before the first batch is asked for).
 
     Yields
     ------
@@ -202,44 +271,24 @@ def iter_activations(
     slice(0, 3, None) (3, 1000)
     slice(3, 4, None) (1, 1000)
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            "The 'batch_size' parameter of iter_activations must be a positive int; got "
-            f"{batch_size!r} instead."
-        )
-    images = list(images)
-    if not images:
-        raise ValueError("The 'images' parameter of iter_activations must not be empty.")
-    check_images_exist(images)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU.")
-    home = next((p.device for p in model.parameters()), torch.device("cpu"))
-    model.to(device)
-    try:
-        first = preprocess_images(images[:1], transform).to(device)
-        book = layer_book if layer_book is not None else model_layers(model, first)
-        chosen = resolve_layers(book, layers)
-        current: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
+    images, device, book, chosen = _plan(
+        images, model, layers, batch_size, device, transform, original_rgb, layer_book,
+        "iter_activations",
+    )
+    order = {label: rank for rank, label in enumerate(chosen)}
+    current: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
 
-        def sink(label: LayerLabel, output: torch.Tensor) -> None:
-            current[label] = _as_numpy_copy(output)
+    def sink(label: LayerLabel, _batch: slice, output: torch.Tensor) -> None:
+        current[label] = _as_numpy_copy(output)
 
-        order = {label: rank for rank, label in enumerate(chosen)}
-        with _Capture(model, book, chosen, sink) as capture, tqdm(
-            total=len(images), disable=not verbose, desc="activations", unit="image"
-        ) as progress:
-            for start in range(0, len(images), batch_size):
-                batch = slice(start, min(start + batch_size, len(images)))
-                pixels = preprocess_images(images[batch], transform).to(device)
-                current.clear()
-                if ORIGINAL_RGB in order:
-                    current[ORIGINAL_RGB] = _as_numpy_copy(pixels)
-                capture.run(model, pixels)
-                progress.update(batch.stop - batch.start)
-                yield batch, OrderedDict(sorted(current.items(), key=lambda item: order[item[0]]))
-    finally:
-        model.to(home)
+    def stream() -> Iterator[tuple[slice, "OrderedDict[LayerLabel, np.ndarray]"]]:
+        for batch in _run_batches(
+            images, model, book, chosen, batch_size, device, transform, verbose, sink
+        ):
+            yield batch, OrderedDict(sorted(current.items(), key=lambda item: order[item[0]]))
+            current.clear()
+
+    return stream()
 
 
 def get_activations(
@@ -277,7 +326,9 @@ def get_activations(
         :func:`pytorch_feature_analysis.default_transform` (shorter side to
         224, centre crop 224, ImageNet normalisation).
     original_rgb : bool, default True
-        Include ``('original_rgb', 0)``: the preprocessed pixels.
+        Whether ``('original_rgb', 0)``, the preprocessed pixels, is a layer:
+        with ``True`` it is one of "every layer" and can be named in
+        ``layers``; with ``False`` it is never returned.
     verbose : bool, default True
         Show a progress bar.
     layer_book : dict, optional
@@ -291,40 +342,39 @@ def get_activations(
 
     Notes
     -----
-    Memory is bounded by what is returned: ``len(images)`` times the number
-    of units of the chosen layers, at 4 bytes each, plus one batch of
-    activations while it is copied. Every layer of AlexNet with
-    ``original_rgb`` is about 5.0 MB per image, so 1,000 images take about
-    5 GB. Choose fewer layers, or stream with :func:`iter_activations`, whose
-    memory does not grow with the number of images.
+    Memory is what is returned: ``len(images)`` times the number of units of
+    the chosen layers, at 4 bytes each; each layer's output is copied straight
+    into its place in the returned array as soon as the layer has run. Every
+    layer of AlexNet with ``original_rgb`` is about 5.0 MB per image, so 1,000
+    images take about 5 GB (ResNet-50: about 130 MB per image). Choose fewer
+    layers, or stream with :func:`iter_activations`, whose memory does not
+    grow with the number of images.
 
     Examples
     --------
     >>> from pytorch_feature_analysis import prepare_model, make_synthetic_stimuli
     >>> images = [s['path'] for s in make_synthetic_stimuli(1, size=32)]
     >>> acts = get_activations(images, prepare_model('alexnet', 'random'),
-    ...                        ['conv1', 'fc3'], verbose=False)
+    ...                        ['original_rgb', 'conv1', 'fc3'], verbose=False)
     >>> {label: array.shape for label, array in acts.items()}
     {('original_rgb', 0): (4, 3, 224, 224), ('conv1', 1): (4, 64, 55, 55), ('fc3', 21): (4, 1000)}
     """
-    images = list(images)
-    stored: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
-    for batch, activations in iter_activations(
-        images,
-        model,
-        layers,
-        batch_size=batch_size,
-        device=device,
-        transform=transform,
-        original_rgb=original_rgb,
-        verbose=verbose,
-        layer_book=layer_book,
-    ):
-        for label, values in activations.items():
-            if label not in stored:
-                stored[label] = np.empty((len(images),) + values.shape[1:], dtype=np.float32)
-            stored[label][batch] = values
-    return stored
+    images, device, book, chosen = _plan(
+        images, model, layers, batch_size, device, transform, original_rgb, layer_book,
+        "get_activations",
+    )
+    stored: dict[LayerLabel, np.ndarray] = {}
+
+    def sink(label: LayerLabel, batch: slice, output: torch.Tensor) -> None:
+        target = stored.get(label)
+        if target is None:
+            shape = (len(images),) + tuple(output.shape[1:])
+            target = stored[label] = np.empty(shape, dtype=np.float32)
+        torch.from_numpy(target[batch]).copy_(output.detach())
+
+    for _ in _run_batches(images, model, book, chosen, batch_size, device, transform, verbose, sink):
+        pass
+    return OrderedDict((label, stored[label]) for label in chosen if label in stored)
 
 
 def feature_means(array: np.ndarray) -> np.ndarray:

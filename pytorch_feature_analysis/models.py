@@ -21,13 +21,14 @@ For networks in which every module runs once, in the order it was registered
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import torch
 import torchvision
@@ -223,6 +224,21 @@ def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def _seeded(random_state: int | None) -> Iterator[None]:
+    """Seed torch's generator for the block and restore it after; ``None``: leave it alone.
+
+    With ``None`` the global generator is used and advances, so two random
+    models drawn one after the other differ.
+    """
+    if random_state is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(random_state)
+        yield
+
+
 def prepare_model(
     base_model: str | nn.Module,
     weights: str | os.PathLike = "trained",
@@ -268,9 +284,7 @@ def prepare_model(
     if isinstance(base_model, nn.Module):
         model = base_model
         if weights_text == "random":
-            with torch.random.fork_rng(devices=[]):
-                if random_state is not None:
-                    torch.manual_seed(random_state)
+            with _seeded(random_state):
                 for module in model.modules():
                     if hasattr(module, "reset_parameters"):
                         module.reset_parameters()
@@ -281,9 +295,7 @@ def prepare_model(
         if weights_text == "trained":
             model = _build_trained(name)
         else:
-            with torch.random.fork_rng(devices=[]):
-                if random_state is not None:
-                    torch.manual_seed(random_state)
+            with _seeded(random_state):
                 model = _build_architecture(name)
             if weights_text != "random":
                 load_weights(model, weights_text)
@@ -362,17 +374,24 @@ def layer_type_name(module: nn.Module) -> str:
 
 
 def _leaf_addresses(model: nn.Module) -> list[tuple[list, nn.Module]]:
-    """Every leaf module with its address, in registration order."""
+    """Every leaf module with its address, in registration order, each module once."""
     found: list[tuple[list, nn.Module]] = []
+    seen = {id(model)}
 
     def crawl(module: nn.Module, address: list) -> None:
+        if id(module) in seen:  # registered twice: addressed where it first appears
+            return
+        seen.add(id(module))
         children = list(module.named_children())
         if not children:
             found.append((address, module))
             return
+        # Position among all registered children: named_children() skips a
+        # module registered twice, so counting what it yields could be wrong.
+        positions = {name: position for position, name in enumerate(module._modules)}
         indexable = isinstance(module, (nn.Sequential, nn.ModuleList))
-        for position, (child_name, child) in enumerate(children):
-            step = position if indexable else ("attr", child_name)
+        for child_name, child in children:
+            step = positions[child_name] if indexable else ("attr", child_name)
             crawl(child, address + [step])
 
     for top_name, top_module in model.named_children():
@@ -403,7 +422,9 @@ def fetch_layers(model: nn.Module) -> "OrderedDict[tuple[str, int], list]":
     ``name`` is the layer type and its rank among layers of that type, and
     ``number`` its rank overall, both counting from 1. No leaf is dropped:
     layer types without a name of their own are named after their class
-    (see :func:`layer_type_name`).
+    (see :func:`layer_type_name`). A module registered at several places
+    (shared) is one layer, addressed where it first appears, as in
+    ``model.modules()``.
 
     Parameters
     ----------

@@ -81,10 +81,15 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     if array.dtype == np.uint8:
         return Image.fromarray(array)
     if np.issubdtype(array.dtype, np.floating):
-        if np.nanmin(array) < 0 or np.nanmax(array) > 1:
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                "A floating-point image array must hold values in [0, 1]; got NaN or "
+                "infinite values instead."
+            )
+        if array.min() < 0 or array.max() > 1:
             raise ValueError(
                 "A floating-point image array must hold values in [0, 1]; got values in "
-                f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}] instead."
+                f"[{array.min():.3g}, {array.max():.3g}] instead."
             )
         return Image.fromarray(np.round(array * 255).astype(np.uint8))
     raise ValueError(
@@ -278,8 +283,9 @@ def package_image_sets(
     ...               {'color': 'red', 'shape': 'circle', 'path': 'red_circle.jpg'},
     ...               {'color': 'blue', 'shape': 'circle', 'path': 'blue_circle.jpg'}]
     >>> sets = package_image_sets(image_list, ['shape'], ['color'])
-    >>> sets[0]
-    (OrderedDict({'color': 'red'}), OrderedDict({('square',): 'red_square.jpg', ('circle',): 'red_circle.jpg'}), ('shape',), [])
+    >>> labels, images, entry_variables, combinations = sets[0]
+    >>> dict(labels), dict(images), entry_variables, combinations
+    ({'color': 'red'}, {('square',): 'red_square.jpg', ('circle',): 'red_circle.jpg'}, ('shape',), [])
     """
     entry_vars, grouping_vars = list(entry_vars), list(grouping_vars)
     overlap = set(entry_vars) & set(grouping_vars)
