@@ -12,6 +12,7 @@ layer ``('original_rgb', 0)``.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
@@ -39,6 +40,10 @@ ACTIVATION_TYPES = ("unit_level", "feature_means")
 
 LayerLabel = tuple  # (name, number)
 
+# Traces of models already seen, while their module tree, mode and input size
+# stay the same: tracing costs a forward pass.
+_TRACES: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
 
 def model_layers(
     model: nn.Module, example_input: torch.Tensor | None = None, original_rgb: bool = True
@@ -58,16 +63,33 @@ def model_layers(
     collections.OrderedDict
         ``{(name, number): LayerCall}``, as :func:`pytorch_feature_analysis.trace_layers`.
 
+    Notes
+    -----
+    Tracing runs one forward pass of ``example_input``. The result is kept
+    for the model while its module tree, its train/eval mode and the input
+    size stay the same, so later calls cost nothing.
+
     Examples
     --------
     >>> from pytorch_feature_analysis import prepare_model
     >>> list(model_layers(prepare_model('alexnet', 'random')))[:3]
     [('original_rgb', 0), ('conv1', 1), ('relu1', 2)]
     """
+    if example_input is None:
+        example_input = torch.zeros(1, 3, 224, 224)
+    key = (
+        tuple(id(module) for module in model.modules()),
+        model.training,
+        tuple(example_input.shape[1:]),
+    )
+    cached = _TRACES.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, trace_layers(model, example_input))
+        _TRACES[model] = cached
     book: "OrderedDict[LayerLabel, LayerCall | None]" = OrderedDict()
     if original_rgb:
         book[ORIGINAL_RGB] = None
-    book.update(trace_layers(model, example_input))
+    book.update(cached[1])
     return book
 
 
