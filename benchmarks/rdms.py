@@ -9,7 +9,8 @@ both activation types):
 
 * ours  -- ``pfa.get_rdms`` (no file written; the parquet write is timed apart);
 * naive -- as the original library: one image at a time through hooks, then a
-  Python loop over pairs of images per layer, metric and activation type.
+  Python loop over pairs of images per layer, metric and activation type, with
+  its kernel selection, copies and ``corr_dissim``.
   For (b) it runs on a sample of pairs and is extrapolated, unless ``--full``;
 * limit -- a bare batched forward pass without hooks plus one matrix product
   per RDM (activations captured separately, not timed).
@@ -74,8 +75,11 @@ def run_limit(images, model, batch_size=32) -> float:
 
 
 def naive_corr(x, y):
+    """The original library's corr_dissim."""
     if np.max(np.abs(x - y)) == 0:
         return 0.0
+    if np.sum(np.abs(x)) == 0 or np.sum(np.abs(y)) == 0:
+        return np.nan
     return 1 - np.corrcoef(x, y)[0, 1]
 
 
@@ -109,9 +113,10 @@ def run_naive(images, model, pair_fraction: float = 1.0, seed: int = 0) -> float
     for layer_index in range(len(per_image[0])):
         for func in funcs:
             for type_index in (0, 1):
+                kernel_inds = list(range(per_image[0][layer_index][type_index].shape[0]))
                 for i, j in pairs:
-                    x = per_image[i][layer_index][type_index].flatten().astype(float)
-                    y = per_image[j][layer_index][type_index].flatten().astype(float)
+                    x = per_image[i][layer_index][type_index][kernel_inds, ...].flatten().astype(float)
+                    y = per_image[j][layer_index][type_index][kernel_inds, ...].flatten().astype(float)
                     func(x, y)
     loops = (time.perf_counter() - start) / (pair_fraction if pair_fraction < 1 else 1)
     return extraction + loops

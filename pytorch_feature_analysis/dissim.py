@@ -53,6 +53,9 @@ _METRIC_KINDS = ("builtin", "pairwise", "matrix")
 # their squared norms are recomputed from their difference (cancellation).
 _REFINE_FRACTION = 1e-6
 
+# Row norms below this may have lost precision to underflow when squared.
+_SMALLEST_SAFE_NORM = 1e-150
+
 # Number of float64 values held at once when working in chunks (32 MiB).
 _CHUNK_VALUES = 2**22
 
@@ -251,10 +254,13 @@ def _normalize_rows(rows: np.ndarray, degenerate: np.ndarray) -> np.ndarray:
     Rows are first divided by their largest magnitude, so that tiny or huge
     values neither underflow nor overflow when squared.
     """
-    largest = np.maximum(rows.max(axis=1), -rows.min(axis=1))
-    largest[degenerate | (largest == 0)] = np.inf
-    rows /= largest[:, None]
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    safe = np.isfinite(norms) & (norms > _SMALLEST_SAFE_NORM)
+    if not np.all(safe | degenerate):  # squares would under- or overflow: rescale first
+        largest = np.maximum(rows.max(axis=1), -rows.min(axis=1))
+        largest[degenerate | (largest == 0)] = np.inf
+        rows /= largest[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
     norms[degenerate | (norms == 0)] = np.inf
     rows /= norms[:, None]
     return rows
@@ -277,11 +283,10 @@ def _cosine_distances(patterns: np.ndarray) -> np.ndarray:
 
 def _centered_squared_distances(patterns: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances after removing the mean pattern (same distances)."""
-    finite = np.all(np.isfinite(patterns), axis=1)
-    if finite.any():
-        shift = patterns[finite].mean(axis=0)
-    else:
-        shift = np.zeros(patterns.shape[1])
+    shift = patterns.mean(axis=0)
+    if not np.all(np.isfinite(shift)):  # rare: average the finite patterns only
+        finite = np.all(np.isfinite(patterns), axis=1)
+        shift = patterns[finite].mean(axis=0) if finite.any() else np.zeros(patterns.shape[1])
     return _squared_distances(patterns - shift)
 
 
