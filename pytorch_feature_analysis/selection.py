@@ -26,6 +26,10 @@ _MAX_WORK_ELEMENTS = 2_000_000
 # looking for candidates tied with the best p-value.
 _PVALUE_CHUNK = 8
 
+# Relative error allowed in a KS p-value when deciding that larger statistics
+# can no longer reach the best p-value.
+_PVALUE_ROUNDING = 1e-9
+
 
 def _validated_rdm(input_rdm, func_name):
     """Return ``input_rdm`` as a float64 array after checking it is square and 2-D."""
@@ -291,22 +295,23 @@ def _ks_pvalues(statistics, n_values):
 def _most_uniform_candidate(candidates, statistics, n_values):
     """The lowest-index candidate with the largest KS p-value.
 
-    The p-value never increases with the statistic, so only the smallest
-    distinct statistics need a (costly) p-value: walk them upwards until the
-    p-value drops below the best one.
+    The p-value never increases with the statistic, up to rounding in its
+    computation, so only the smallest distinct statistics need a (costly)
+    p-value: walk them upwards until the p-value falls clearly below the best
+    one, then take the largest p-value seen, exactly as a per-candidate
+    comparison would.
     """
     levels = np.unique(statistics)
-    best_pvalue = _ks_pvalues(levels[:1], n_values)[0]
-    if best_pvalue == 0.0:
+    pvalues = _ks_pvalues(levels[:1], n_values)
+    if pvalues[0] == 0.0:
         return int(candidates[0])
-    tied_levels = [levels[0]]
     for start in range(1, levels.size, _PVALUE_CHUNK):
-        chunk = levels[start : start + _PVALUE_CHUNK]
-        is_tied = _ks_pvalues(chunk, n_values) == best_pvalue
-        tied_levels.extend(chunk[is_tied])
-        if not is_tied.all():
+        chunk = _ks_pvalues(levels[start : start + _PVALUE_CHUNK], n_values)
+        pvalues = np.concatenate([pvalues, chunk])
+        if chunk[-1] < pvalues.max() * (1 - _PVALUE_ROUNDING):
             break
-    return int(candidates[np.isin(statistics, tied_levels)][0])
+    best = pvalues.max()
+    return int(candidates[np.isin(statistics, levels[: pvalues.size][pvalues == best])][0])
 
 
 def get_most_uniform_dissims(input_rdm, num_items_final):
