@@ -9,10 +9,11 @@ permutation -- with the metadata in the other columns.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,19 @@ def _existing_identities(existing: pd.DataFrame) -> list[tuple]:
             )
         )
     return identities
+
+
+def _ranked_product(*sequences: Sequence) -> Iterator[tuple[tuple, tuple]]:
+    """Every combination of the sequences' items, with their positions.
+
+    Examples
+    --------
+    >>> list(_ranked_product('ab', 'x'))
+    [((0, 0), ('a', 'x')), ((1, 0), ('b', 'x'))]
+    """
+    ranked = [list(enumerate(sequence)) for sequence in sequences]
+    for combination in itertools.product(*ranked):
+        yield tuple(rank for rank, _ in combination), tuple(item for _, item in combination)
 
 
 def _check_kernel_sets(kernel_sets: Any) -> list[tuple[str, Any]]:
@@ -511,23 +525,16 @@ def get_rdms(
         label_key = _label_key(image_set[0])
         for model_index, model_name in enumerate(models_dict):
             todo: dict[tuple, set] = {}
-            for layer_index, layer_label in enumerate(chosen[model_name]):
-                for metric_index, metric in enumerate(metrics):
-                    for type_index, activation_type in enumerate(ACTIVATION_TYPES):
-                        for set_k, (kernel_set_name, _) in enumerate(kernel_sets):
-                            for perm_index, perm in enumerate(perms):
-                                identity = _row_identity(
-                                    model_name, layer_label, activation_type, kernel_set_name,
-                                    metric.name, perm, label_key,
-                                )
-                                order[identity] = (
-                                    set_index, model_index, layer_index, metric_index,
-                                    type_index, set_k, perm_index,
-                                )
-                                if identity not in done:
-                                    todo.setdefault(layer_label, set()).add(
-                                        (activation_type, kernel_set_name, metric.name, perm)
-                                    )
+            for rank, (layer_label, metric, activation_type, kernel_set_name, perm) in _ranked_product(
+                chosen[model_name], [m.name for m in metrics], ACTIVATION_TYPES,
+                [name for name, _ in kernel_sets], perms,
+            ):
+                identity = _row_identity(
+                    model_name, layer_label, activation_type, kernel_set_name, metric, perm, label_key
+                )
+                order[identity] = (set_index, model_index) + rank
+                if identity not in done:
+                    todo.setdefault(layer_label, set()).add((activation_type, kernel_set_name, metric, perm))
             if todo:
                 tasks.append(
                     dict(
