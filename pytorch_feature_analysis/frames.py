@@ -45,8 +45,10 @@ def df_subset(df, subset_list):
         The frame to filter (not modified).
     subset_list : list of (column, value) pairs
         Each pair keeps the rows where ``column`` equals ``value``; a list
-        value keeps the rows equal to any of its elements. Any other value,
-        a tuple such as the ``layer_label`` ``('conv1', 1)`` included, is one
+        value keeps the rows equal to any of its elements, and so does an
+        array, ``Index`` or ``Series`` of values (e.g. from ``.unique()``) for
+        a column that holds no arrays. Any other value, a tuple such as the
+        ``layer_label`` ``('conv1', 1)`` or a numpy scalar included, is one
         value. A single pair may be passed on its own.
 
     Returns
@@ -88,6 +90,7 @@ def df_subset(df, subset_list):
     keep = np.ones(len(df), dtype=bool)
     for column, value in pairs:
         series = df[column]
+        value = _as_value_or_values(series, value)
         if isinstance(value, list):
             keep &= _positions(series, value) >= 0
         else:
@@ -381,6 +384,18 @@ def _as_list(columns):
 
 def _is_rem(value):
     return isinstance(value, str) and value == "rem"
+
+
+def _as_value_or_values(series, value):
+    """A list for several values (arrays of values included), else the one value."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, (pd.Index, pd.Series, pd.api.extensions.ExtensionArray)):
+        return list(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        holds_arrays = any(isinstance(item, np.ndarray) for item in series)
+        return value if holds_arrays else value.tolist()
+    return value
 
 
 def _equals(series, value):

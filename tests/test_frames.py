@@ -113,6 +113,20 @@ def test_subset_on_mixed_dict_and_array_columns():
     assert df_subset(df, [("obj", 5), ("perm", "orig_data")]).empty
 
 
+def test_unique_values_and_numpy_scalars_select_rows():
+    df = rdm_rows()
+    # .unique() gives an array (or a pandas array for text): several values, like a list
+    layers = df["layer_label"].map(lambda label: label[1])
+    df = df.assign(layer_num=layers, obj_text=df["obj"].astype("str"))
+    expected = [i for i, n in enumerate(layers) if n in (1, 45)]
+    assert df_subset(df, [("layer_num", np.array([1, 45]))]).index.tolist() == expected
+    assert df_subset(df, [("layer_num", pd.Index([1, 45]))]).index.tolist() == expected
+    assert df_subset(df, [("obj_text", df["obj_text"].unique())]).index.tolist() == [0, 1, 2, 3]
+    # numpy scalars, 0-d arrays included, are one value
+    assert df_subset(df, [("layer_num", np.int64(1))]).index.tolist() == [0, 2]
+    assert df_subset(df, [("layer_num", np.array(1))]).index.tolist() == [0, 2]
+
+
 def test_subset_returns_a_new_frame():
     df = rdm_rows()
     result = df_subset(df, [("obj", "obj001")])
