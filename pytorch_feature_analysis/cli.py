@@ -124,7 +124,8 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
     csv_path : path-like
         A CSV file with one row per image: a ``path`` column (absolute, or
         relative to the CSV's folder) and one column per variable. Values are
-        read as text, so ``000`` stays ``'000'``. Other columns are ignored.
+        read as text, so ``000`` stays ``'000'``, without the spaces around
+        them. Other columns are ignored.
     variables : list of str
         The columns to keep (entry and grouping variables).
 
@@ -168,7 +169,8 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
     folder = csv_path.resolve().parent
     rows = []
     for record in table[needed].to_dict("records"):
-        path = Path(record["path"].strip())
+        record = {column: value.strip() for column, value in record.items()}
+        path = Path(record["path"])
         record["path"] = str(path if path.is_absolute() else (folder / path).resolve())
         rows.append(record)
     return rows

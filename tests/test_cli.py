@@ -159,6 +159,14 @@ def test_model_label_and_per_model_layers(study, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_read_study_strips_spaces_around_values(tmp_path):
+    """A hand-written CSV with spaces around the commas gives the same values as one without."""
+    (tmp_path / "study.csv").write_text("path , obj , color\nmy images/a b.png , cat , 000\n")
+    rows = cli.read_study(tmp_path / "study.csv", ["obj", "color"])
+    assert rows == [{"path": str((tmp_path / "my images" / "a b.png").resolve()), "obj": "cat",
+                     "color": "000"}]
+
+
 def test_parse_model_spec():
     assert cli.parse_model_spec("alexnet:trained") == ("alexnet", ("alexnet", "trained", 0))
     assert cli.parse_model_spec("alexnet:random", 5) == ("alexnet_random", ("alexnet", "random", 5))
