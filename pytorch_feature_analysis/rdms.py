@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import numbers
 import os
 import time
 from collections import OrderedDict
@@ -159,6 +160,26 @@ def _check_kernel_sets(kernel_sets: Any) -> list[tuple[str, Any]]:
     if len(set(names)) != len(names):
         raise ValueError(f"Kernel set names must be unique; got {names} instead.")
     return checked
+
+
+def _check_kernel_set_layers(kernel_sets: list, books: dict) -> None:
+    """Refuse kernel sets naming a model or layer that does not exist (a typo would be ignored)."""
+    for name, kernel_set in kernel_sets:
+        if kernel_set == "all":
+            continue
+        for key in kernel_set:
+            model_name, layer = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
+            if model_name not in books:
+                raise ValueError(
+                    f"Kernel set {name!r} must be keyed by (model, layer name) with a model of "
+                    f"models_dict ({list(books)}); got {key!r} instead."
+                )
+            layer_names = [label[0] for label in books[model_name]]
+            if layer not in layer_names:
+                raise ValueError(
+                    f"Kernel set {name!r} names the layer {layer!r}, which model {model_name!r} "
+                    f"does not have; its layers are {', '.join(layer_names)}."
+                )
 
 
 def _check_combinations(image_set: tuple) -> list[tuple]:
@@ -475,13 +496,20 @@ def get_rdms(
                 f"{dict(image_set[0])}; each image set needs labels of its own."
             )
         seen_labels[key] = position
+        reused = [label for label in image_set[0] if label in RDM_COLUMNS]
+        if reused:
+            raise ValueError(
+                f"The labels of image set {position} must not be named like the frame's own "
+                f"columns {list(RDM_COLUMNS)}; got {reused} instead."
+            )
     check_images_exist(image for image_set in image_sets for image in image_set[1].values())
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_rdms")
     kernel_sets = _check_kernel_sets(kernel_sets)
-    if not isinstance(num_perms, int) or num_perms < 0:
+    if not isinstance(num_perms, numbers.Integral) or isinstance(num_perms, bool) or num_perms < 0:
         raise ValueError(
             f"The 'num_perms' parameter of get_rdms must be an int >= 0; got {num_perms!r} instead."
         )
+    num_perms = int(num_perms)
     if out_fname is not None:
         file_format = frame_format(out_fname)
         if file_format == "csv":
@@ -495,6 +523,11 @@ def get_rdms(
         )
     if any(not isinstance(model, nn.Module) for model in models_dict.values()):
         models_dict = prepare_models(models_dict)
+    if which_layers is not None and not isinstance(which_layers, dict):
+        raise ValueError(
+            "The 'which_layers' parameter of get_rdms must be a dict {model name: [layers]}, "
+            f"e.g. {{{next(iter(models_dict))!r}: ['conv1']}}; got {which_layers!r:.100} instead."
+        )
     which_layers = dict(which_layers or {})
     unknown_models = sorted(set(which_layers) - set(models_dict))
     if unknown_models:
@@ -511,6 +544,7 @@ def get_rdms(
         books[model_name] = model_layers(model, example.to(home))
         layers = resolve_layers(books[model_name], which_layers.get(model_name), model_name)
         chosen[model_name] = [ORIGINAL_RGB] + [label for label in layers if label != ORIGINAL_RGB]
+    _check_kernel_set_layers(kernel_sets, books)
 
     # ---- plan: every RDM of this call, in order; skip the ones on file ----
     existing = None

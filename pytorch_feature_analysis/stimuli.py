@@ -80,6 +80,8 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
         )
     if array.dtype == np.uint8:
         return Image.fromarray(array)
+    if array.dtype == np.uint16:  # 16 bits per channel: scale 0..65535 to 0..255
+        return Image.fromarray(np.round(array / 257.0).astype(np.uint8))
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
             raise ValueError(
@@ -93,9 +95,25 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
             )
         return Image.fromarray(np.round(array * 255).astype(np.uint8))
     raise ValueError(
-        f"An image array must be uint8 or floating point in [0, 1]; got dtype {array.dtype} "
+        f"An image array must be uint8, uint16 or floating point in [0, 1]; got dtype {array.dtype} "
         "instead."
     )
+
+
+def _pil_to_rgb(image: Image.Image) -> Image.Image:
+    # PIL's own conversion clips 16-bit ('I;16', or 'I' for a 16-bit PNG) and
+    # float ('F') greyscale at 255, turning most of the image white.
+    if image.mode.startswith("I;16") or image.mode == "I":
+        array = np.asarray(image).astype(np.int64)
+        if array.min() < 0 or array.max() > 65535:
+            raise ValueError(
+                f"A {image.mode!r} image must hold 16-bit values in [0, 65535]; got values in "
+                f"[{array.min()}, {array.max()}] instead."
+            )
+        return _array_to_pil(array.astype(np.uint16)).convert("RGB")
+    if image.mode == "F":
+        return _array_to_pil(np.asarray(image)).convert("RGB")
+    return image.convert("RGB")
 
 
 def load_image(image: Any) -> Image.Image:
@@ -105,7 +123,10 @@ def load_image(image: Any) -> Image.Image:
     ----------
     image : str, path-like, PIL.Image.Image or numpy.ndarray
         A file path; a PIL image (any mode); or an array H x W, H x W x 3 or
-        H x W x 4, of dtype uint8 or floating point in [0, 1].
+        H x W x 4, of dtype uint8, uint16 or floating point in [0, 1].
+        16-bit images (uint16 arrays, and 'I;16' or 'I' PIL images, as 16-bit
+        greyscale PNG and TIFF files open) are scaled from [0, 65535] to 8
+        bits; 'F' PIL images must hold values in [0, 1].
 
     Returns
     -------
@@ -127,7 +148,7 @@ def load_image(image: Any) -> Image.Image:
     'RGB'
     """
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return _pil_to_rgb(image)
     if isinstance(image, np.ndarray):
         return _array_to_pil(image).convert("RGB")
     if isinstance(image, (str, os.PathLike)):
@@ -136,7 +157,7 @@ def load_image(image: Any) -> Image.Image:
             raise FileNotFoundError(f"Image file {path!r} does not exist.")
         try:
             with Image.open(path) as opened:
-                return opened.convert("RGB")
+                return _pil_to_rgb(opened)
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"Image file {path!r} could not be read as an image: {error}") from error
     raise TypeError(

@@ -342,3 +342,34 @@ def test_dissim_rankings_start_with_the_most_dissimilar_pair(alexnet, image_sets
         i, j = np.unravel_index(np.argmax(row.matrix), row.matrix.shape)
         assert row.dissim_rankings[:2] == (min(i, j), max(i, j))
         assert sorted(row.dissim_rankings) == [0, 1, 2, 3]
+
+
+def test_which_layers_that_is_not_a_dict_is_refused_by_name(alexnet, image_sets):
+    with pytest.raises(ValueError, match=r"'which_layers' parameter of get_rdms.*'conv1'"):
+        pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, which_layers="conv1", verbose=False)
+
+
+def test_labels_that_reuse_an_rdm_column_are_refused(alexnet, image_sets):
+    image_set = ({"model": "mine"},) + tuple(image_sets[0][1:])
+    with pytest.raises(ValueError, match=r"'model'"):
+        pfa.get_rdms([image_set], {"alexnet": alexnet}, None, verbose=False)
+
+
+def test_num_perms_accepts_numpy_ints_and_refuses_bools(alexnet, image_sets):
+    kwargs = dict(which_layers={"alexnet": ["fc3"]}, transform=SMALL, verbose=False)
+    frame = pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, num_perms=np.int64(2), **kwargs)
+    assert sorted(frame["perm"].unique(), key=str) == [1, 2, "orig_data"]
+    with pytest.raises(ValueError, match="num_perms.*True"):
+        pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, num_perms=True, **kwargs)
+
+
+def test_kernel_sets_naming_an_unknown_layer_or_model_are_refused(alexnet, image_sets):
+    kwargs = dict(which_layers={"alexnet": ["fc3"]}, transform=SMALL, verbose=False)
+    for key in [("alexnet", "conv9"), ("alexnett", "conv1")]:
+        with pytest.raises(ValueError, match=repr(key[1]) if key[1] == "conv9" else "alexnett"):
+            pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None,
+                         kernel_sets=[("some", {key: [0, 1]})], **kwargs)
+    # a known layer that this call does not compute is fine
+    frame = pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None,
+                         kernel_sets=[("some", {("alexnet", "conv1"): [0, 1]})], **kwargs)
+    assert set(frame["layer"]) == {"original_rgb", "fc3"}

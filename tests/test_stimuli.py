@@ -295,3 +295,14 @@ def test_saved_synthetic_stimuli_read_back_identically(tmp_path):
         assert (on_disk['obj'], on_disk['color']) == (original['obj'], original['color'])
         with Image.open(on_disk['path']) as read:
             assert np.array_equal(np.asarray(read.convert('RGB')), np.asarray(original['path']))
+
+
+def test_sixteen_bit_greyscale_images_keep_their_range(tmp_path):
+    # 16-bit greyscale (common for scientific stimuli): scaled to 8 bits, not clipped to white.
+    deep = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    expected = np.round(deep / 257.0).astype(np.uint8)
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path)
+    for image in (path, Image.open(path), deep):
+        loaded = np.asarray(pfa.load_image(image))
+        np.testing.assert_array_equal(loaded, np.repeat(expected[..., None], 3, axis=2))
