@@ -26,16 +26,6 @@ ALEXNET_LABELS = [
 
 
 @pytest.fixture(scope="module")
-def alexnet():
-    return pfa.prepare_model("alexnet", "random", random_state=0)
-
-
-@pytest.fixture(scope="module")
-def resnet18():
-    return pfa.prepare_model("resnet18", "random", random_state=0)
-
-
-@pytest.fixture(scope="module")
 def book(alexnet):
     """AlexNet's traced layers, passed to calls whose subject is not tracing (faster)."""
     return pfa.model_layers(alexnet)

@@ -8,35 +8,14 @@ import pytest
 import torch
 from statsmodels.formula.api import ols
 from statsmodels.stats.anova import anova_lm
-from torch import nn
-from torchvision import transforms
 
 import pytorch_feature_analysis as pfa
 from pytorch_feature_analysis.anova import compute_etas_for_model_and_imageset_fast, unit_anova
+from tiny import tiny_model, to_tensor64
 
 LEVELS1 = ("red", "green", "blue")
 LEVELS2 = ("disc", "bar", "ring")
 SIZE = 16
-
-
-def TO_TENSOR(image):
-    """Pixels in float64: the tiny model runs in float64, so its float32
-    activations do not depend on how the images are batched."""
-    return transforms.functional.to_tensor(image).double()
-
-
-def tiny_model():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 5, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(5 * 6 * 6, 7),
-    )
-    return model.double().eval()
 
 
 # Layer labels of tiny_model and the module each one is taken from.
@@ -75,7 +54,7 @@ def images_in_cell_order(image_set):
 
 def hooked_activations(model, images):
     """Activations by plain forward hooks: {label: (n, units) float64}."""
-    pixels = torch.stack([TO_TENSOR(pfa.load_image(image)) for image in images])
+    pixels = torch.stack([to_tensor64(pfa.load_image(image)) for image in images])
     stored = {}
     handles = [
         model[index].register_forward_hook(
@@ -137,7 +116,7 @@ def replicated():
         warnings.simplefilter("error")  # no RuntimeWarning may leak
         result = unit_anova(
             image_set, ("tiny", model), {"tiny": list(TINY_LAYERS) + ["original_rgb"]},
-            transform=TO_TENSOR, batch_size=5, verbose=False,
+            transform=to_tensor64, batch_size=5, verbose=False,
         )
     acts = hooked_activations(model, images_in_cell_order(image_set))
     return image_set, model, result, acts
@@ -151,7 +130,7 @@ def single():
         warnings.simplefilter("error")
         result = unit_anova(
             image_set, ("tiny", model), {"tiny": list(TINY_LAYERS) + ["original_rgb"]},
-            transform=TO_TENSOR, batch_size=4, verbose=False,
+            transform=to_tensor64, batch_size=4, verbose=False,
         )
     acts = hooked_activations(model, images_in_cell_order(image_set))
     return image_set, model, result, acts
@@ -284,9 +263,9 @@ def test_summary_frame_columns_and_values(replicated):
 def test_streaming_in_small_batches_equals_one_batch(batch_size, replicated):
     image_set, model, (summary, units), _ = replicated
     layers = {"tiny": list(TINY_LAYERS) + ["original_rgb"]}
-    whole = unit_anova(image_set, ("tiny", model), layers, transform=TO_TENSOR,
+    whole = unit_anova(image_set, ("tiny", model), layers, transform=to_tensor64,
                        batch_size=18, verbose=False)
-    small = unit_anova(image_set, ("tiny", model), layers, transform=TO_TENSOR,
+    small = unit_anova(image_set, ("tiny", model), layers, transform=to_tensor64,
                        batch_size=batch_size, verbose=False)
     for result in (whole, small):
         pd.testing.assert_frame_equal(result.summary, summary, rtol=1e-10, atol=1e-12)
@@ -331,14 +310,14 @@ def test_unbalanced_and_incomplete_designs_name_the_cells():
     uneven = dict(stim_dict)
     uneven[("green", "bar")] = uneven[("green", "bar")][:1]
     with pytest.raises(ValueError, match=r"balanced.*1 image\(s\) in \('green', 'bar'\)"):
-        unit_anova((labels, uneven, factors), model, ["fc1"], transform=TO_TENSOR, verbose=False)
+        unit_anova((labels, uneven, factors), model, ["fc1"], transform=to_tensor64, verbose=False)
     missing = {key: value for key, value in stim_dict.items() if key != ("blue", "ring")}
     with pytest.raises(ValueError, match=r"cells \('blue', 'ring'\) are missing"):
-        unit_anova((labels, missing, factors), model, ["fc1"], transform=TO_TENSOR, verbose=False)
+        unit_anova((labels, missing, factors), model, ["fc1"], transform=to_tensor64, verbose=False)
     empty = dict(stim_dict)
     empty[("red", "disc")] = []
     with pytest.raises(ValueError, match=r"0 image\(s\) in \('red', 'disc'\)"):
-        unit_anova((labels, empty, factors), model, ["fc1"], transform=TO_TENSOR, verbose=False)
+        unit_anova((labels, empty, factors), model, ["fc1"], transform=to_tensor64, verbose=False)
 
 
 def test_bad_arguments_are_named():
@@ -347,7 +326,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="must name the layers of model 'tiny'"):
         unit_anova(image_set, model, {"alexnet": ["conv1"]}, verbose=False)
     with pytest.raises(ValueError, match="Unknown layer 'conv9' of model 'tiny'.*conv1"):
-        unit_anova(image_set, model, {"tiny": ["conv9"]}, transform=TO_TENSOR, verbose=False)
+        unit_anova(image_set, model, {"tiny": ["conv9"]}, transform=to_tensor64, verbose=False)
     with pytest.raises(ValueError, match="two different factors"):
         unit_anova((image_set[0], image_set[1], ("colour",)), model, ["fc1"], verbose=False)
     with pytest.raises(ValueError, match="model_desc"):
@@ -362,12 +341,12 @@ def test_inputs_are_not_modified():
     stim_copy = {key: [image.copy() for image in value] for key, value in image_set[1].items()}
     model = tiny_model()
     weights = {key: value.clone() for key, value in model.state_dict().items()}
-    unit_anova(image_set, ("tiny", model, "trained"), ["fc1"], transform=TO_TENSOR, verbose=False)
+    unit_anova(image_set, ("tiny", model, "trained"), ["fc1"], transform=to_tensor64, verbose=False)
     for key, value in image_set[1].items():
         assert all(np.array_equal(a, b) for a, b in zip(value, stim_copy[key]))
     for key, value in model.state_dict().items():
         assert torch.equal(value, weights[key])
-    result = unit_anova(image_set, ("tiny", model, "random"), ["fc1"], transform=TO_TENSOR,
+    result = unit_anova(image_set, ("tiny", model, "random"), ["fc1"], transform=to_tensor64,
                         verbose=False)
     for key, value in model.state_dict().items():
         assert torch.equal(value, weights[key])  # new random weights went to a copy

@@ -5,41 +5,20 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import LeaveOneGroupOut, LeaveOneOut, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from torch import nn
-from torchvision import transforms
 
 import pytorch_feature_analysis as pfa
 from pytorch_feature_analysis.decoding import run_2way_svm_analysis
+from tiny import tiny_model, to_tensor64
 
 COLOURS = ("red", "green", "blue")
 SHAPES = ("disc", "bar", "ring")
 BACKGROUNDS = ("light", "dark")
 LAYERS = [("conv1", 1), ("fc1", 7)]
-
-
-def to_tensor(image):
-    """Pixels in float64, so activations do not depend on batching."""
-    return transforms.functional.to_tensor(image).double()
-
-
-def tiny_model():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 5, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(5 * 6 * 6, 7),
-    )
-    return model.double().eval()
 
 
 def make_image_list(replicates=1, seed=0):
@@ -63,7 +42,7 @@ def run(image_list, **kwargs):
     options = dict(
         var1="colour", var2="shape", grouping_vars=["background"],
         models_dict={"tiny": tiny_model()}, which_layers={"tiny": ["conv1", ("fc1", 7)]},
-        analysis_name="test", save_path=None, transform=to_tensor, batch_size=5, verbose=False,
+        analysis_name="test", save_path=None, transform=to_tensor64, batch_size=5, verbose=False,
     )
     options.update(kwargs)
     return run_2way_svm_analysis(image_list, **options)
@@ -72,7 +51,7 @@ def run(image_list, **kwargs):
 def group_features(image_list, background, activation_type="unit_level"):
     members = [image for image in image_list if image["background"] == background]
     acts = pfa.get_activations([image["path"] for image in members], tiny_model(),
-                               ["conv1", "fc1"], transform=to_tensor, verbose=False)
+                               ["conv1", "fc1"], transform=to_tensor64, verbose=False)
     features = {label: pfa.activation_patterns(acts[label], activation_type) for label in LAYERS}
     return members, features
 

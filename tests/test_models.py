@@ -67,16 +67,6 @@ def type_ranks_are_consecutive(labels):
 
 
 @pytest.fixture(scope="module")
-def alexnet():
-    return pfa.prepare_model("alexnet", "random", random_state=0)
-
-
-@pytest.fixture(scope="module")
-def resnet18():
-    return pfa.prepare_model("resnet18", "random", random_state=0)
-
-
-@pytest.fixture(scope="module")
 def cornet_s():
     return pfa.prepare_model("cornet_s", "random", random_state=0)
 
