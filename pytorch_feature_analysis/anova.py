@@ -432,8 +432,7 @@ def unit_anova(
     model_name, model = _prepare(model_desc, random_state)
     layers = _chosen_layers(which_layer_dict, model_name)
     check_images_exist(design.images)
-    home = next((p.device for p in model.parameters()), torch.device("cpu"))
-    book = model_layers(model, preprocess_images(design.images[:1], transform).to(home))
+    book = model_layers(model, preprocess_images(design.images[:1], transform))
     chosen = resolve_layers(book, layers, model_name)
 
     sums: "OrderedDict[tuple, _UnitSums]" = OrderedDict()

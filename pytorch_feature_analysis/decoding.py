@@ -399,8 +399,7 @@ def run_2way_svm_analysis(
     example = preprocess_images([image_list[0]["path"]], transform)
     books, chosen = {}, {}
     for model_name, model in models_dict.items():
-        home = next((p.device for p in model.parameters()), torch.device("cpu"))
-        books[model_name] = model_layers(model, example.to(home))
+        books[model_name] = model_layers(model, example)
         chosen[model_name] = resolve_layers(
             books[model_name], which_layers.get(model_name), model_name
         )

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -540,8 +539,7 @@ def get_rdms(
     example = preprocess_images([first_image], transform)
     books, chosen = {}, {}
     for model_name, model in models_dict.items():
-        home = next((p.device for p in model.parameters()), torch.device("cpu"))
-        books[model_name] = model_layers(model, example.to(home))
+        books[model_name] = model_layers(model, example)
         layers = resolve_layers(books[model_name], which_layers.get(model_name), model_name)
         chosen[model_name] = [ORIGINAL_RGB] + [label for label in layers if label != ORIGINAL_RGB]
     _check_kernel_set_layers(kernel_sets, books)
