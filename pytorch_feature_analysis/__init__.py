@@ -13,6 +13,7 @@ Examples
 """
 
 from . import (
+    _validation,
     activations,
     anova,
     cornet,
@@ -28,6 +29,7 @@ from . import (
     selection,
     stimuli,
 )
+from ._validation import InvalidInputError
 from .activations import *  # noqa: F401,F403
 from .anova import *  # noqa: F401,F403
 from .cornet import *  # noqa: F401,F403
@@ -45,7 +47,7 @@ from .stimuli import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = ["InvalidInputError"] + [
     name
     for module in (
         models,

@@ -1,0 +1,228 @@
+"""The one exception class and the checks every public function shares.
+
+Every message has one shape, ``The 'x' parameter of f must be ...; got ...
+instead.``, and names the public function the user called, even when the check
+runs inside a function it calls: :func:`public` records the outermost public
+call, and :func:`fail` writes the message.
+
+Examples
+--------
+>>> @public
+... def get_things(batch_size=32):
+...     return check_int(batch_size, 'batch_size', minimum=1)
+>>> get_things(0)
+Traceback (most recent call last):
+...
+pytorch_feature_analysis._validation.InvalidInputError: The 'batch_size' parameter of get_things must be an int >= 1; got 0 instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import numbers
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+__all__ = ["InvalidInputError"]
+
+
+class InvalidInputError(ValueError, TypeError):
+    """A bad value given to the library: the message names it and what was expected.
+
+    A subclass of :class:`ValueError` (and :class:`TypeError`), so code that
+    catches either keeps working.
+
+    Examples
+    --------
+    >>> import pytorch_feature_analysis as pfa
+    >>> try:
+    ...     pfa.compare_rdms([[0.0]], method='tau')
+    ... except pfa.InvalidInputError as error:
+    ...     print(error)  # doctest: +ELLIPSIS
+    The 'method' parameter of compare_rdms must be one of ...; got 'tau' instead.
+    """
+
+
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("pfa_caller", default=None)
+
+
+def public(func: Callable) -> Callable:
+    """Mark ``func`` as a public entry point: checks inside it name it.
+
+    Nested public calls keep the outermost name, so ``get_rdms(batch_size=0)``
+    names ``get_rdms`` although ``get_activations`` checks the value.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _CALLER.get() is not None:
+            return func(*args, **kwargs)
+        token = _CALLER.set(func.__name__)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _CALLER.reset(token)
+
+    return wrapper
+
+
+def caller(default: str = "pytorch_feature_analysis") -> str:
+    """The public function the user called (``default`` outside any)."""
+    return _CALLER.get() or default
+
+
+def describe(value: Any, width: int = 100) -> str:
+    """``repr(value)``, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def fail(param: str, expected: str, got: Any, *, raw: bool = False) -> InvalidInputError:
+    """The error for parameter ``param``: it ``must be expected; got got instead``.
+
+    ``got`` is shown with :func:`describe` unless ``raw`` (then as given).
+    Returned, not raised, so the caller writes ``raise fail(...)``.
+    """
+    shown = got if raw else describe(got)
+    return InvalidInputError(
+        f"The {param!r} parameter of {caller()} must be {expected}; got {shown} instead."
+    )
+
+
+def problem(message: str) -> InvalidInputError:
+    """An error about the input as a whole, prefixed with the public function's name."""
+    return InvalidInputError(f"{caller()}: {message}")
+
+
+def check_int(
+    value: Any, param: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An integer (Python or numpy; never a bool or float) within the bounds."""
+    bounds = []
+    if minimum is not None:
+        bounds.append(f">= {minimum}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum}")
+    expected = "an int" + (" " + " and ".join(bounds) if bounds else "")
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise fail(param, expected, value)
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise fail(param, expected, value)
+    return value
+
+
+def check_bool(value: Any, param: str) -> bool:
+    """``True`` or ``False`` (numpy bools included)."""
+    if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+        raise fail(param, "True or False", value)
+    return bool(value)
+
+
+def check_choice(value: Any, param: str, choices: Sequence) -> Any:
+    """One of ``choices``."""
+    try:
+        known = value in choices
+    except TypeError:
+        known = False
+    if not known:
+        raise fail(param, f"one of {tuple(choices)}", value)
+    return value
+
+
+def check_random_state(value: Any, param: str = "random_state") -> int:
+    """A seed: an int >= 0."""
+    return check_int(value, param, minimum=0)
+
+
+def check_device(device: Any, param: str = "device"):
+    """A ``torch.device`` that exists here; CUDA only when torch sees a GPU."""
+    import torch
+
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise fail(param, "'cpu', 'cuda', 'cuda:N' or a torch.device", device) from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise fail(param, "'cpu' on this machine (torch sees no CUDA GPU)", device)
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise fail(param, f"a GPU index below {torch.cuda.device_count()}", device)
+    elif resolved.type not in ("cpu", "mps"):
+        raise fail(param, "'cpu' or 'cuda'", device)
+    return resolved
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_memory(value: Any, param: str = "max_memory") -> int:
+    """Bytes from an int or a string such as ``'4GB'``, ``'512MiB'`` or ``'1.5 GB'``.
+
+    ``kB``/``MB``/``GB``/``TB`` are powers of 1000, ``KiB``/``MiB``/``GiB``/``TiB``
+    powers of 1024.
+
+    Examples
+    --------
+    >>> parse_memory('4GB'), parse_memory('1.5 GiB'), parse_memory(1024)
+    (4000000000, 1610612736, 1024)
+    """
+    expected = "a positive number of bytes or a size such as '4GB' or '512MiB'"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value <= 0:
+            raise fail(param, expected, value)
+        return int(value)
+    if not isinstance(value, str) or not _SIZE.match(value):
+        raise fail(param, expected, value)
+    number, unit = _SIZE.match(value).groups()
+    unit = unit.lower()
+    scale = _UNITS[unit[:1]] if "i" not in unit else 1024 ** "bkmgt".index(unit[0])
+    size = int(float(number) * scale)
+    if size <= 0:
+        raise fail(param, expected, value)
+    return size
+
+
+def check_columns(frame: Any, required: Iterable[str], param: str = "df") -> None:
+    """A DataFrame holding every column of ``required``; the error names the missing ones."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise fail(param, "a pandas DataFrame", type(frame).__name__, raw=True)
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise fail(
+            param,
+            f"a frame with the column(s) {missing}",
+            f"columns {list(frame.columns)}",
+            raw=True,
+        )
+
+
+def check_output_path(path: Any, param: str, suffixes: Sequence[str]) -> Path:
+    """A file path ending in one of ``suffixes`` whose folder, if it exists, is a folder."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise fail(param, f"a file path ending in one of {tuple(suffixes)}", path)
+    resolved = Path(os.fspath(path))
+    if resolved.suffix.lower() not in suffixes:
+        raise fail(param, f"a file path ending in one of {tuple(suffixes)}", os.fspath(path))
+    if resolved.is_dir():
+        raise fail(param, "a file path, not a folder", os.fspath(path))
+    return resolved
+
+
+def check_sequence(value: Any, param: str, expected: str) -> list:
+    """A non-empty list from a list, tuple or other non-string iterable."""
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise fail(param, expected, value)
+    try:
+        items = list(value)
+    except TypeError as error:
+        raise fail(param, expected, value) from error
+    if not items:
+        raise fail(param, expected, value)
+    return items
