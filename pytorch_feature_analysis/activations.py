@@ -12,8 +12,10 @@ layer ``('original_rgb', 0)``.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -33,6 +35,7 @@ __all__ = [
     "resolve_layers",
     "feature_means",
     "activation_patterns",
+    "full_float32",
 ]
 
 ORIGINAL_RGB = ("original_rgb", 0)
@@ -186,6 +189,45 @@ class _Capture:
             handle.remove()
 
 
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Run convolutions and matrix products in full float32 (no TF32) inside the block.
+
+    Every forward pass of the library runs inside it, so results do not depend
+    on the device: on recent NVIDIA GPUs torch uses TF32 for convolutions by
+    default, which changes activations by about 1e-3. The user's settings are
+    restored afterwards.
+
+    Examples
+    --------
+    >>> before = torch.backends.cudnn.conv.fp32_precision
+    >>> with full_float32():
+    ...     torch.backends.cudnn.conv.fp32_precision
+    'ieee'
+    >>> torch.backends.cudnn.conv.fp32_precision == before
+    True
+    """
+    backends = torch.backends
+    if hasattr(backends.cuda.matmul, "fp32_precision"):
+        knobs = [
+            (backends.cuda.matmul, "fp32_precision"),
+            (backends.cudnn.conv, "fp32_precision"),
+            (backends.cudnn.rnn, "fp32_precision"),
+        ]
+        strict = "ieee"
+    else:  # older torch: the TF32 switches
+        knobs = [(backends.cuda.matmul, "allow_tf32"), (backends.cudnn, "allow_tf32")]
+        strict = False
+    saved = [getattr(owner, name) for owner, name in knobs]
+    try:
+        for owner, name in knobs:
+            setattr(owner, name, strict)
+        yield
+    finally:
+        for (owner, name), value in zip(knobs, saved):
+            setattr(owner, name, value)
+
+
 def _as_numpy_copy(tensor: torch.Tensor) -> np.ndarray:
     """A float32 CPU copy that later in-place operations cannot reach."""
     copied = tensor.detach().to("cpu", torch.float32, copy=True)
@@ -243,7 +285,7 @@ def _run_batches(
 
     model.to(device)
     try:
-        with _Capture(model, book, chosen, hand_over) as capture, tqdm(
+        with full_float32(), _Capture(model, book, chosen, hand_over) as capture, tqdm(
             total=len(images), disable=not verbose, desc="activations", unit="image"
         ) as progress:
             for start in range(0, len(images), batch_size):
@@ -446,3 +488,74 @@ def activation_patterns(
     if kernel_inds is not None:
         array = array[:, np.asarray(kernel_inds, dtype=np.intp)]
     return array.reshape(array.shape[0], -1)
+
+
+@dataclass
+class LayerTarget:
+    """Where one pass stores channels ``start:stop`` of a layer, on the device.
+
+    ``units`` (float32, ``(n, stop - start, ...)``) receives the outputs;
+    ``means`` (float64, ``(n, channels)``) receives each channel's mean over
+    space in its columns ``start:stop``. Either may be ``None``.
+    """
+
+    start: int
+    stop: int
+    units: torch.Tensor | None = None
+    means: torch.Tensor | None = None
+
+    def store(self, batch: slice, output: torch.Tensor) -> None:
+        part = output[:, self.start : self.stop]
+        if self.units is not None:
+            self.units[batch].copy_(part)
+        if self.means is not None:
+            values = part.to(torch.float64)
+            if values.ndim > 2:
+                values = values.flatten(2).mean(2)
+            self.means[batch, self.start : self.stop] = values
+
+
+def fill_targets(
+    images: list,
+    model: nn.Module,
+    book: dict,
+    targets: "dict[LayerLabel, LayerTarget]",
+    *,
+    batch_size: int,
+    device: torch.device,
+    transform: Callable | None,
+    verbose: bool,
+) -> None:
+    """One batched forward pass that stores the chosen layers into ``targets``.
+
+    Parameters
+    ----------
+    images : list
+        The images, in the order of the targets' first axis.
+    model : torch.nn.Module
+    book : dict
+        The model's book (:func:`model_layers`).
+    targets : dict
+        ``{layer label: LayerTarget}``, the buffers (on ``device``) to fill.
+    batch_size, device, transform, verbose
+        As :func:`get_activations`.
+
+    Examples
+    --------
+    >>> from pytorch_feature_analysis import prepare_model, make_synthetic_stimuli
+    >>> images = [s['path'] for s in make_synthetic_stimuli(1, size=32)]
+    >>> model = prepare_model('alexnet', 'random')
+    >>> target = LayerTarget(0, 2, units=torch.empty(4, 2, 55, 55))
+    >>> fill_targets(images, model, model_layers(model), {('conv1', 1): target},
+    ...              batch_size=3, device=torch.device('cpu'), transform=None, verbose=False)
+    >>> bool(torch.equal(target.units, torch.from_numpy(
+    ...     get_activations(images, model, ['conv1'], verbose=False)[('conv1', 1)][:, :2])))
+    True
+    """
+
+    def sink(label: LayerLabel, batch: slice, output: torch.Tensor) -> None:
+        targets[label].store(batch, output)
+
+    chosen = [label for label in book if label in targets]
+    for _ in _run_batches(images, model, book, chosen, batch_size, device, transform, verbose, sink):
+        pass

@@ -75,10 +75,14 @@ class LayerCall(NamedTuple):
         The module's address, as given by :func:`fetch_layers`.
     call : int
         Which call of that module this is, counting from 0, in forward order.
+    shape : tuple of int
+        The shape of one image's output in the traced pass (batch axis left
+        out), e.g. ``(64, 55, 55)``; ``()`` when unknown.
     """
 
     address: list
     call: int
+    shape: tuple = ()
 
 
 def available_models() -> list[str]:
@@ -512,7 +516,7 @@ def trace_layers(
     Returns
     -------
     collections.OrderedDict
-        ``{(name, number): LayerCall(address, call)}``.
+        ``{(name, number): LayerCall(address, call, shape)}``.
 
     Examples
     --------
@@ -522,13 +526,13 @@ def trace_layers(
     [('relu2', 7), ('relu3', 10)]
     """
     leaves = _leaf_addresses(model)
-    calls: list[tuple[int, int]] = []  # (leaf position, call index) in forward order
+    calls: list[tuple[int, int, tuple]] = []  # (leaf position, call index, shape), forward order
     call_counts = [0] * len(leaves)
 
     def make_hook(position: int):
         def hook(_module, _inputs, output):
             if isinstance(output, torch.Tensor):
-                calls.append((position, call_counts[position]))
+                calls.append((position, call_counts[position], tuple(output.shape[1:])))
             call_counts[position] += 1
 
         return hook
@@ -546,8 +550,8 @@ def trace_layers(
     finally:
         for handle in handles:
             handle.remove()
-    labels = _name_layers([leaves[position][1] for position, _ in calls])
+    labels = _name_layers([leaves[position][1] for position, _, _ in calls])
     return OrderedDict(
-        (label, LayerCall(leaves[position][0], call))
-        for label, (position, call) in zip(labels, calls)
+        (label, LayerCall(leaves[position][0], call, shape))
+        for label, (position, call, shape) in zip(labels, calls)
     )
