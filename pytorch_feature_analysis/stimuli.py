@@ -27,7 +27,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
-from torchvision import transforms
+from torchvision.transforms import v2
+
+from ._validation import InvalidInputError, check_int, fail, public
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -46,35 +48,65 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def default_transform(size: int = 224) -> transforms.Compose:
-    """The standard preprocessing, made safe for batches.
+class _DefaultTransform(v2.Compose):
+    """:func:`default_transform`'s steps; :func:`preprocess_images` batches the last three."""
 
-    Resize the shorter side to ``size``, crop the centre ``size`` x ``size``
-    square (so every image of a batch has the same shape), convert to a
-    tensor in [0, 1] and normalise with the ImageNet mean and standard
-    deviation.
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            [
+                v2.Resize(size),
+                v2.CenterCrop(size),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ]
+        )
+        self.size = size
+
+    def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Every image transformed, stacked; the steps after the crop run once per batch."""
+        geometry, values = v2.Compose(self.transforms[:2]), v2.Compose(self.transforms[2:])
+        pixels = np.stack([np.asarray(geometry(image), dtype=np.uint8) for image in images])
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+        return values(batch).as_subclass(torch.Tensor)
+
+
+@public
+def default_transform(size: int = 224) -> v2.Compose:
+    """The standard preprocessing, made safe for batches (``torchvision.transforms.v2``).
+
+    Resize the shorter side to ``size`` (bilinear, antialiased), crop the
+    centre ``size`` x ``size`` square (so every image of a batch has the same
+    shape), convert to floats in [0, 1] and normalise with the ImageNet mean
+    and standard deviation. :func:`preprocess_images` gives the same result
+    for a whole batch at once, faster.
+
+    Parameters
+    ----------
+    size : int, default 224
+        Width and height of the output, in pixels.
+
+    Returns
+    -------
+    torchvision.transforms.v2.Compose
+        Takes an RGB PIL image; returns a float32 tensor ``(3, size, size)``.
 
     Examples
     --------
     >>> from PIL import Image
     >>> default_transform()(Image.new('RGB', (300, 200))).shape
     torch.Size([3, 224, 224])
+    >>> default_transform(64)(Image.new('RGB', (300, 200))).shape
+    torch.Size([3, 64, 64])
     """
-    return transforms.Compose(
-        [
-            transforms.Resize(size),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    return _DefaultTransform(check_int(size, "size", minimum=1))
 
 
 def _array_to_pil(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise ValueError(
+        raise InvalidInputError(
             "An image array must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
             f"got shape {array.shape} instead."
         )
@@ -84,17 +116,17 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
         return Image.fromarray(np.round(array / 257.0).astype(np.uint8))
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
-            raise ValueError(
+            raise InvalidInputError(
                 "A floating-point image array must hold values in [0, 1]; got NaN or "
                 "infinite values instead."
             )
         if array.min() < 0 or array.max() > 1:
-            raise ValueError(
+            raise InvalidInputError(
                 "A floating-point image array must hold values in [0, 1]; got values in "
                 f"[{array.min():.3g}, {array.max():.3g}] instead."
             )
         return Image.fromarray(np.round(array * 255).astype(np.uint8))
-    raise ValueError(
+    raise InvalidInputError(
         f"An image array must be uint8, uint16 or floating point in [0, 1]; got dtype {array.dtype} "
         "instead."
     )
@@ -106,7 +138,7 @@ def _pil_to_rgb(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I;16") or image.mode == "I":
         array = np.asarray(image).astype(np.int64)
         if array.min() < 0 or array.max() > 65535:
-            raise ValueError(
+            raise InvalidInputError(
                 f"A {image.mode!r} image must hold 16-bit values in [0, 65535]; got values in "
                 f"[{array.min()}, {array.max()}] instead."
             )
@@ -116,6 +148,7 @@ def _pil_to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@public
 def load_image(image: Any) -> Image.Image:
     """Any supported image as an RGB :class:`PIL.Image.Image`.
 
@@ -137,7 +170,7 @@ def load_image(image: Any) -> Image.Image:
     ------
     FileNotFoundError
         A path that does not exist; the message names it.
-    ValueError
+    InvalidInputError
         A file that is not a readable image, or an array of the wrong shape
         or type; the message names the file or the shape.
 
@@ -159,13 +192,14 @@ def load_image(image: Any) -> Image.Image:
             with Image.open(path) as opened:
                 return _pil_to_rgb(opened)
         except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"Image file {path!r} could not be read as an image: {error}") from error
-    raise TypeError(
+            raise InvalidInputError(f"Image file {path!r} could not be read as an image: {error}") from error
+    raise InvalidInputError(
         "An image must be a file path, a PIL image or a numpy array; got "
         f"{type(image).__name__} instead."
     )
 
 
+@public
 def check_images_exist(images: Iterable[Any]) -> None:
     """Raise before long work starts if any image path is missing.
 
@@ -181,13 +215,8 @@ def check_images_exist(images: Iterable[Any]) -> None:
             raise FileNotFoundError(f"Image file {os.fspath(image)!r} does not exist.")
 
 
-def _resize_and_crop(image: Image.Image, size: int) -> np.ndarray:
-    resized = transforms.functional.resize(image, size)
-    cropped = transforms.functional.center_crop(resized, size)
-    return np.asarray(cropped, dtype=np.uint8)
-
-
-def preprocess_images(images: Sequence[Any], transform=None) -> torch.Tensor:
+@public
+def preprocess_images(images: Sequence[Any], transform: Any = None) -> torch.Tensor:
     """Load and preprocess images into one batch tensor.
 
     Parameters
@@ -196,37 +225,46 @@ def preprocess_images(images: Sequence[Any], transform=None) -> torch.Tensor:
         Images as accepted by :func:`load_image`.
     transform : callable, optional
         Takes an RGB PIL image and returns a tensor. Every image must come out
-        the same shape. Default: the steps of :func:`default_transform`,
-        with the conversion to floats and the normalisation done once for the
-        whole batch (same result, several times faster).
+        the same shape. Default: :func:`default_transform` ``()``. The
+        transforms :func:`default_transform` makes, of any size, run their
+        conversion to floats and normalisation once for the whole batch (the
+        same values, several times faster).
 
     Returns
     -------
     torch.Tensor
         Shape ``(len(images), channels, height, width)``, float32.
 
+    Raises
+    ------
+    InvalidInputError
+        When the transform gives the images different shapes.
+
     Examples
     --------
     >>> from PIL import Image
     >>> preprocess_images([Image.new('RGB', (64, 48))] * 2).shape
     torch.Size([2, 3, 224, 224])
+    >>> preprocess_images([Image.new('RGB', (64, 48))], default_transform(32)).shape
+    torch.Size([1, 3, 32, 32])
     """
-    if transform is None:
-        pixels = np.stack([_resize_and_crop(load_image(image), 224) for image in images])
-        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(torch.float32).div_(255)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return batch.sub_(mean).div_(std).contiguous()
-    tensors = [transform(load_image(image)) for image in images]
+    transform = default_transform() if transform is None else transform
+    loaded = [load_image(image) for image in images]
+    if isinstance(transform, _DefaultTransform):
+        return transform.batch(loaded)
+    tensors = [transform(image) for image in loaded]
     shapes = {tuple(tensor.shape) for tensor in tensors}
     if len(shapes) > 1:
-        raise ValueError(
-            f"The transform must give every image the same shape; got shapes {sorted(shapes)} "
-            "instead (crop or resize to a fixed size)."
+        raise fail(
+            "transform",
+            "a transform giving every image the same shape (crop or resize to a fixed size)",
+            f"shapes {sorted(shapes)}",
+            raw=True,
         )
     return torch.stack(tensors)
 
 
+@public
 def validate_image_set(image_set: Any, position: int | None = None) -> None:
     """Check one image set's structure; the error says what is wrong.
 
@@ -236,39 +274,40 @@ def validate_image_set(image_set: Any, position: int | None = None) -> None:
     >>> validate_image_set(({'obj': 'a'}, {('red',): 'a.png'}, ('color',), []))
     Traceback (most recent call last):
     ...
-    ValueError: Image set {'obj': 'a'} has 1 entry; an RDM needs at least 2.
+    pytorch_feature_analysis._validation.InvalidInputError: Image set {'obj': 'a'} has 1 entry; an RDM needs at least 2.
     """
     where = f"Image set {position}" if position is not None else "An image set"
     if not isinstance(image_set, (tuple, list)) or len(image_set) != 4:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must be a tuple (labels dict, {{entry_key: image}}, entry variable "
             f"names, combinations list); got {image_set!r:.200} instead."
         )
     labels, images, entry_variables, combinations = image_set
     if not isinstance(labels, dict):
-        raise ValueError(f"{where}: its labels must be a dict; got {labels!r} instead.")
+        raise InvalidInputError(f"{where}: its labels must be a dict; got {labels!r} instead.")
     where = f"Image set {dict(labels)}"
     if not isinstance(images, dict):
-        raise ValueError(f"{where}: its images must be a dict {{entry_key: image}}.")
+        raise InvalidInputError(f"{where}: its images must be a dict {{entry_key: image}}.")
     num_entries = len(images) + len(combinations or [])
     if num_entries < 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} has {num_entries} {'entry' if num_entries == 1 else 'entries'}; "
             "an RDM needs at least 2."
         )
     if isinstance(entry_variables, str):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: entry variable names must be a tuple such as ({entry_variables!r},); "
             f"got the string {entry_variables!r} instead."
         )
     for key in images:
         if not isinstance(key, tuple) or len(key) != len(entry_variables):
-            raise ValueError(
+            raise InvalidInputError(
                 f"{where}: entry key {key!r} must be a tuple of {len(entry_variables)} "
                 f"value(s), one per entry variable {tuple(entry_variables)}."
             )
 
 
+@public
 def package_image_sets(
     image_list: Sequence[dict], entry_vars: Sequence[str], grouping_vars: Sequence[str]
 ) -> list[tuple]:
@@ -292,7 +331,7 @@ def package_image_sets(
 
     Raises
     ------
-    ValueError
+    InvalidInputError
         An image without ``'path'``; variables that are not exactly the
         entry and grouping variables; two images with the same entry key in
         one set.
@@ -311,20 +350,20 @@ def package_image_sets(
     entry_vars, grouping_vars = list(entry_vars), list(grouping_vars)
     overlap = set(entry_vars) & set(grouping_vars)
     if overlap:
-        raise ValueError(
+        raise InvalidInputError(
             f"Variables {sorted(overlap)} cannot be both entry and grouping variables."
         )
     expected = set(entry_vars) | set(grouping_vars)
     sets: "OrderedDict[tuple, tuple]" = OrderedDict()
     for position, image in enumerate(image_list):
         if not isinstance(image, dict) or "path" not in image:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Image {position} of image_list must be a dict with a 'path' key; got "
                 f"{image!r} instead."
             )
         variables = set(image) - {"path"}
         if variables != expected:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Image {position} ({image['path']!r}) has variables {sorted(variables)}, "
                 f"but entry_vars + grouping_vars are {sorted(expected)}; they must match "
                 "exactly."
@@ -335,7 +374,7 @@ def package_image_sets(
             sets[group] = (labels, OrderedDict(), tuple(entry_vars), [])
         key = tuple(image[var] for var in entry_vars)
         if key in sets[group][1]:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Two images share the entry key {key!r} in the image set {dict(labels)}: "
                 f"{sets[group][1][key]!r} and {image['path']!r}."
             )
@@ -387,6 +426,7 @@ def _draw_object(shape: str, rgb: tuple[int, int, int], size: int) -> Image.Imag
     return image
 
 
+@public
 def make_synthetic_stimuli(
     num_objects: int = 4,
     colors: Sequence[int] = (0, 90, 180, 270),
@@ -420,11 +460,7 @@ def make_synthetic_stimuli(
     >>> stimuli[0]['path'].size
     (32, 32)
     """
-    if not 1 <= num_objects <= len(_SHAPES):
-        raise ValueError(
-            f"The 'num_objects' parameter of make_synthetic_stimuli must be between 1 and "
-            f"{len(_SHAPES)}; got {num_objects!r} instead."
-        )
+    check_int(num_objects, "num_objects", minimum=1, maximum=len(_SHAPES))
     stimuli = []
     for index in range(num_objects):
         for angle in colors:
@@ -440,6 +476,7 @@ def make_synthetic_stimuli(
     return stimuli
 
 
+@public
 def save_synthetic_stimuli(out_dir: str | os.PathLike, **kwargs) -> list[dict]:
     """Write :func:`make_synthetic_stimuli` images to PNG files.
 

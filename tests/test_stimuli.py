@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from torchvision import transforms
+from torchvision.transforms import v2
 
 import pytorch_feature_analysis as pfa
 
@@ -306,3 +307,37 @@ def test_sixteen_bit_greyscale_images_keep_their_range(tmp_path):
     for image in (path, Image.open(path), deep):
         loaded = np.asarray(pfa.load_image(image))
         np.testing.assert_array_equal(loaded, np.repeat(expected[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize("size", [32, 97, 224, 300])
+def test_batched_default_preprocessing_at_any_size(size):
+    """The batch path equals the per-image v2 transform exactly, and the v1 steps to 1e-6."""
+    images = [noise_image(w, h, seed) for seed, (w, h) in enumerate([(300, 200), (41, 90),
+                                                                      (size, size), (640, 481)])]
+    transform = pfa.default_transform(size)
+    assert isinstance(transform, v2.Compose)
+    batch = pfa.preprocess_images(images, transform)
+    assert batch.shape == (4, 3, size, size) and batch.is_contiguous()
+    assert type(batch) is torch.Tensor
+    assert torch.equal(batch, torch.stack([transform(image) for image in images]))
+    v1 = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
+                             transforms.ToTensor(), transforms.Normalize(pfa.IMAGENET_MEAN,
+                                                                         pfa.IMAGENET_STD)])
+    expected = torch.stack([v1(image) for image in images])
+    assert (batch - expected).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("size", [0, 2.5, "224", True])
+def test_default_transform_rejects_bad_sizes(size):
+    with pytest.raises(pfa.InvalidInputError, match="'size' parameter of default_transform"):
+        pfa.default_transform(size)
+
+
+def test_user_mistakes_raise_invalid_input_error():
+    with pytest.raises(pfa.InvalidInputError):
+        pfa.package_image_sets([{'color': 'red', 'path': 'a.jpg'}], ['color'], ['color'])
+    with pytest.raises(pfa.InvalidInputError):
+        pfa.load_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(pfa.InvalidInputError, match="'transform' parameter of preprocess_images"):
+        pfa.preprocess_images([noise_image(40, 60, 0), noise_image(70, 30, 1)],
+                              transforms.ToTensor())
