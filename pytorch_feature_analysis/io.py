@@ -1,65 +1,41 @@
 """Reading and writing frames: parquet (the default), pickle and csv.
 
 The format follows the file name: ``.parquet``/``.pq`` (parquet),
-``.p``/``.pkl``/``.pickle`` (pickle) or ``.csv``. Every write is atomic: the
-frame goes to a temporary file in the target folder, is flushed to disk and
-then renamed over the target, so an interrupted write never leaves a
-half-written file behind. The index is not stored: frames are written with a
-fresh ``RangeIndex`` in mind, so call ``reset_index()`` first when the index
-carries information.
+``.p``/``.pkl``/``.pickle`` (pickle) or ``.csv``. The index is not stored:
+frames are written with a fresh ``RangeIndex`` in mind, so call
+``reset_index()`` first when the index carries information.
 
-Parquet layout
---------------
-A parquet file written here reads back equal to the frame that was saved,
-Python types included, and stays readable by pyarrow, DuckDB or polars
-without this library. Each column is stored with one of four codecs, recorded
-per column in the JSON blob under the schema metadata key
-``b'pytorch_feature_analysis'``:
+Parquet is the default because a result should be safe to open and hard to
+damage unnoticed: reading it runs no code, every page carries a CRC-32
+checksum that is verified on reading (a flipped bit is an error naming the
+file, never a different number), the library's metadata carries a checksum
+and a format version (a file from a newer layout is refused), and the file
+is readable by pyarrow, DuckDB or polars without this library. The column
+layout is described in the private module
+``pytorch_feature_analysis._arrow_codec``. Reading a pickle can run any code
+it holds, so :func:`load_frame` and :func:`combine_frames` read pickles only
+with ``allow_pickle=True``.
 
-``pandas``
-    Columns with a non-object dtype (int, float, bool, str, category,
-    datetime, ...) are converted by pyarrow, and pyarrow's own ``b'pandas'``
-    metadata restores their dtype.
-``arrow``
-    Object columns whose values share one structure are stored as native
-    Arrow types, described by a small type ``spec``: numpy arrays as nested
-    lists (an n x n float64 matrix is ``list<list<double>>``), homogeneous
-    tuples and lists as ``list<...>`` (``entry_keys`` is
-    ``list<list<string>>``), tuples mixing types per position as
-    ``struct<field_0, field_1, ...>`` (``layer_label`` is
-    ``struct<field_0: string, field_1: int64>``), dicts with the same keys as
-    ``struct<key, ...>`` and other str-keyed dicts as ``map<string, ...>``.
-    The spec says which lists were tuples, which structs were tuples and
-    which numpy scalar types were used, so the exact values come back.
-    Missing values are nulls; ``missing: "nan"`` says they were NaN.
-``str_int``
-    Object columns mixing str and int (``perm``: ``'orig_data'`` and
-    permutation numbers) are stored as strings; on reading, strings of
-    decimal digits are ints (no original str value looks like one).
-``json``
-    Any other object column (types mixed inside, ints beyond int64, ...) is
-    stored as one JSON text per row. Tuples are ``{"__tuple__": [...]}``,
-    non-finite floats ``{"__float__": "nan"}``, numpy arrays
-    ``{"__ndarray__": [...], "dtype": ..., "shape": [...]}``, numpy scalars
-    ``{"__numpy__": dtype, "value": ...}`` and dicts with non-str keys (or
-    keys starting with ``__``) ``{"__dict__": [[key, value], ...]}`` (``"__ordereddict__"`` for an
-    ``OrderedDict``).
-
-A numpy array whose shape cannot be told from its nested lists (an empty
-dimension followed by a non-empty one) is stored with the ``json`` codec.
+Every write is atomic: the frame goes to a temporary file
+``.<name>.<host>-<pid>.<random>.tmp`` in the target folder, is flushed to disk
+and renamed over the target, so an interrupted write never leaves a
+half-written file behind. The temporary files of a killed process are removed
+by the next write to the same target. :func:`file_lock` lets concurrent
+processes take turns at a read-merge-write of one file.
 
 RDM frames hold arrays, tuples and dicts: keep them in parquet (or pickle).
 CSV is for flat frames only, and saving a frame with such values to csv is an
 error.
 """
 
-import functools
-import json
-import math
+import contextlib
+import numbers
 import os
 import re
+import socket
+import time
 import uuid
-from collections import OrderedDict
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,16 +43,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._arrow_codec import METADATA_KEY  # noqa: F401 (the schema metadata key, for readers)
+from ._arrow_codec import StoredFormatError, frame_to_table, table_to_frame
+from ._validation import InvalidInputError, caller, check_bool, fail, public
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+else:
+    import fcntl
+
 __all__ = [
     "frame_format",
     "save_frame",
     "load_frame",
     "combine_frames",
     "combine_csvs",
+    "file_lock",
 ]
 
-METADATA_KEY = b"pytorch_feature_analysis"
-_FORMAT_VERSION = 1
 _FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -86,8 +70,12 @@ _FORMATS = {
     ".csv": "csv",
 }
 _ACCEPTED = ", ".join(_FORMATS)
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:64]
+_STALE_AFTER = 24 * 3600  # seconds without a change after which any temporary file is left over
+_LOCK_TIMEOUT = 600.0
 
 
+@public
 def frame_format(path):
     """Name the file format that a frame path's extension selects.
 
@@ -104,7 +92,7 @@ def frame_format(path):
 
     Raises
     ------
-    ValueError
+    InvalidInputError
         If the extension is none of these.
 
     Examples
@@ -114,21 +102,17 @@ def frame_format(path):
     >>> frame_format('demo_rdm.p')
     'pickle'
     """
-    suffix = Path(os.fspath(path)).suffix.lower()
-    if suffix not in _FORMATS:
-        raise ValueError(
-            f"The frame path must end in one of {_ACCEPTED}; "
-            f"got {os.fspath(path)!r} instead."
-        )
-    return _FORMATS[suffix]
+    return _format_of(path, "path")
 
 
+@public
 def save_frame(df, path):
     """Write a frame atomically, in the format its file name selects.
 
     The frame is written to a temporary file in the target folder, flushed to
-    disk and renamed over ``path``; parent folders are created. The index is
-    not stored. See the module documentation for the parquet layout.
+    disk and renamed over ``path``; parent folders are created, and temporary
+    files that a killed process left for the same target are removed. The
+    index is not stored. Parquet pages are written with CRC-32 checksums.
 
     Parameters
     ----------
@@ -144,12 +128,11 @@ def save_frame(df, path):
 
     Raises
     ------
-    ValueError
-        For an unknown extension, duplicate column names, or a csv target for
-        a frame holding arrays, tuples, lists or dicts.
-    TypeError
-        For a parquet target and a value that is no plain Python value, numpy
-        array or numpy scalar (use pickle for those).
+    InvalidInputError
+        For an unknown extension, a folder as ``path``, duplicate column
+        names, a csv target for a frame holding arrays, tuples, lists or
+        dicts, or a parquet target and a value that is no plain Python value,
+        numpy array or numpy scalar (use pickle for those).
 
     Examples
     --------
@@ -162,15 +145,17 @@ def save_frame(df, path):
     ('conv1', 1)
     """
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(
-            "The 'df' parameter of save_frame must be a pandas DataFrame; "
-            f"got {type(df).__name__} instead."
-        )
+        raise fail("df", "a pandas DataFrame", type(df).__name__, raw=True)
+    kind = _format_of(path, "path")
     path = Path(os.fspath(path))
-    kind = frame_format(path)
+    if path.is_dir():
+        raise fail("path", "a file path, not a folder", os.fspath(path))
     if kind == "parquet":
-        table = _frame_to_table(df)
-        _atomic_write(path, lambda target: pq.write_table(table, target))
+        try:
+            table = frame_to_table(df)
+        except (ValueError, TypeError) as error:
+            raise InvalidInputError(str(error)) from error
+        _atomic_write(path, lambda target: pq.write_table(table, target, write_page_checksum=True))
     elif kind == "pickle":
         frame = df.reset_index(drop=True)
         _atomic_write(path, lambda target: frame.to_pickle(target, compression=None))
@@ -180,13 +165,17 @@ def save_frame(df, path):
     return path
 
 
-def load_frame(path):
+@public
+def load_frame(path, allow_pickle=False):
     """Read a frame written by :func:`save_frame` (or any parquet, pickle, csv).
 
     Parameters
     ----------
     path : str or os.PathLike
         File to read; its extension picks the format.
+    allow_pickle : bool, default False
+        Read a pickle file. Reading a pickle can run any code it holds: pass
+        ``True`` only for files you trust (as for :func:`numpy.load`).
 
     Returns
     -------
@@ -198,6 +187,11 @@ def load_frame(path):
     ------
     FileNotFoundError
         If there is no file at ``path``.
+    InvalidInputError
+        If ``path`` is a folder or has an unknown extension, if it is a
+        pickle and ``allow_pickle`` is False, or if the file is damaged or
+        not of its format (a parquet page whose checksum does not match, a
+        layout newer than this library reads): the message names the file.
 
     Examples
     --------
@@ -206,35 +200,46 @@ def load_frame(path):
     >>> df = pd.DataFrame({'perm': ['orig_data', 1, 2]})
     >>> load_frame(save_frame(df, f'{folder}/perms.parquet'))['perm'].tolist()
     ['orig_data', 1, 2]
+    >>> _ = save_frame(df, f'{folder}/perms.p')
+    >>> load_frame(f'{folder}/perms.p', allow_pickle=True)['perm'].tolist()
+    ['orig_data', 1, 2]
     """
+    kind = _format_of(path, "path")
+    allow_pickle = check_bool(allow_pickle, "allow_pickle")
     path = Path(os.fspath(path))
-    kind = frame_format(path)
+    if path.is_dir():
+        raise fail("path", "a frame file, not a folder", os.fspath(path))
     if not path.is_file():
-        raise FileNotFoundError(f"There is no frame file at {os.fspath(path)!r}.")
+        raise FileNotFoundError(f"{caller()}: there is no frame file at {os.fspath(path)!r}.")
     if kind == "parquet":
-        return _table_to_frame(pq.read_table(path))
+        return _read_parquet(path)
     if kind == "csv":
-        return pd.read_csv(path)
-    frame = pd.read_pickle(path, compression=None)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(
-            f"The pickle file {os.fspath(path)!r} must hold a pandas DataFrame; "
-            f"got {type(frame).__name__} instead."
+        return _read_csv(path)
+    if not allow_pickle:
+        raise InvalidInputError(
+            f"The file {os.fspath(path)!r} given to {caller()} is a pickle, and reading a "
+            "pickle can run any code it holds; pass allow_pickle=True only if you trust "
+            "where it comes from, or keep frames as .parquet (reading it runs no code)."
         )
-    return frame
+    return _read_pickle(path)
 
 
-def combine_frames(paths, keys=()):
+@public
+def combine_frames(paths, keys=(), allow_pickle=False):
     """Load several frame files and stack them into one frame.
 
     Parameters
     ----------
     paths : str, os.PathLike or list of them
-        A folder (every ``.parquet``, ``.pq``, ``.p``, ``.pkl``, ``.pickle``
-        and ``.csv`` file inside, in sorted order) or a list of file paths.
+        A folder (every ``.parquet``, ``.pq`` and ``.csv`` file inside, and
+        ``.p``, ``.pkl``, ``.pickle`` files with ``allow_pickle=True``, in
+        sorted order) or a list of file paths.
     keys : str or sequence of str, default ()
         If given, only files whose name contains at least one of these
         substrings are used.
+    allow_pickle : bool, default False
+        Read pickle files (see :func:`load_frame`). Without it, pickles in a
+        folder are skipped with a warning, and a listed pickle is an error.
 
     Returns
     -------
@@ -246,8 +251,9 @@ def combine_frames(paths, keys=()):
     ------
     FileNotFoundError
         If the folder or a listed file does not exist.
-    ValueError
-        If no file matches, or a listed file has an unknown extension.
+    InvalidInputError
+        If no file matches (the message says when pickles were skipped), a
+        listed file has an unknown extension, or a file cannot be read.
 
     Examples
     --------
@@ -255,46 +261,198 @@ def combine_frames(paths, keys=()):
     >>> folder = tempfile.mkdtemp()
     >>> _ = save_frame(pd.DataFrame({'obj': ['cat']}), f'{folder}/cat_rdms.parquet')
     >>> _ = save_frame(pd.DataFrame({'obj': ['dog']}), f'{folder}/dog_rdms.p')
-    >>> combine_frames(folder)['obj'].tolist()
+    >>> combine_frames(folder, allow_pickle=True)['obj'].tolist()
     ['cat', 'dog']
-    >>> combine_frames(folder, keys=['dog'])['obj'].tolist()
+    >>> combine_frames(folder, keys=['dog'], allow_pickle=True)['obj'].tolist()
     ['dog']
     """
-    if isinstance(paths, (str, os.PathLike)):
-        folder = Path(os.fspath(paths))
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"The 'paths' parameter of combine_frames must be an existing folder "
-                f"or a list of files; got {os.fspath(paths)!r} instead."
-            )
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _FORMATS
-        )
-        source = f"folder {os.fspath(folder)!r}"
+    allow_pickle = check_bool(allow_pickle, "allow_pickle")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    in_folder = isinstance(paths, (str, os.PathLike))
+    if in_folder:
+        files, source = _folder_files(paths), f"folder {os.fspath(paths)!r}"
     else:
         files = [Path(os.fspath(p)) for p in paths]
         for file in files:
-            frame_format(file)
+            _format_of(file, "paths")
         source = f"{len(files)} listed file(s)"
-    keys = [keys] if isinstance(keys, str) else list(keys)
     if keys:
         files = [f for f in files if any(key in f.name for key in keys)]
+    skipped = _pickles(files) if in_folder and not allow_pickle else []
+    files = [f for f in files if f not in skipped]
     if not files:
         with_keys = f" with a name containing one of {keys}" if keys else ""
-        raise ValueError(
-            f"combine_frames found no frame file ({_ACCEPTED}){with_keys} "
-            f"in the {source}."
+        note = f"; it skipped {len(skipped)} pickle file(s)" if skipped else ""
+        raise InvalidInputError(
+            f"{caller()} found no frame file ({_ACCEPTED}){with_keys} in the {source}{note}"
+            + (" (pass allow_pickle=True to read pickles you trust)." if skipped else ".")
         )
-    return pd.concat([load_frame(f) for f in files], ignore_index=True)
+    if skipped:
+        names = ", ".join(f.name for f in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        warnings.warn(
+            f"{caller()} skipped {len(skipped)} pickle file(s) in the {source} ({names}); "
+            "pass allow_pickle=True to read them (reading a pickle can run code).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return pd.concat([load_frame(f, allow_pickle=allow_pickle) for f in files], ignore_index=True)
 
 
 combine_csvs = combine_frames
 
 
+@public
+def file_lock(path, timeout=_LOCK_TIMEOUT):
+    """Hold an exclusive lock on a frame file, for a read-merge-write by one process at a time.
+
+    The lock is an operating-system lock (``fcntl.flock`` on POSIX,
+    ``msvcrt.locking`` on Windows) on the sidecar file ``.<name>.lock`` next
+    to ``path``, which holds the holder's process id and host while it is
+    held. The operating system releases it when its holder ends, even when
+    killed, so a crash never leaves a stale lock. The lock is not re-entrant:
+    do not take it again inside itself. Locks on network file systems work
+    only where the file system supports them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to protect (it need not exist; parent folders are created).
+    timeout : float or None, default 600.0
+        Seconds to wait for another holder; ``None`` waits for as long as it
+        takes, ``0`` tries once.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A context manager that holds the lock inside its ``with`` block and
+        yields ``path`` as a :class:`pathlib.Path`.
+
+    Raises
+    ------
+    TimeoutError
+        If another process holds the lock for longer than ``timeout``; the
+        message names the file and the holder's process id when known.
+    InvalidInputError
+        If ``path`` is a folder or ``timeout`` is no number >= 0.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> path = f'{tempfile.mkdtemp()}/rows.parquet'
+    >>> for row in range(3):
+    ...     with file_lock(path, timeout=10):
+    ...         old = load_frame(path) if os.path.exists(path) else None
+    ...         _ = save_frame(pd.concat([old, pd.DataFrame({'row': [row]})]), path)
+    >>> load_frame(path)['row'].tolist()
+    [0, 1, 2]
+    """
+    path = Path(os.fspath(path))
+    if path.is_dir():
+        raise fail("path", "a file path, not a folder", os.fspath(path))
+    valid = isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and timeout >= 0
+    if timeout is not None and not valid:
+        raise fail("timeout", "None or a number of seconds >= 0", timeout)
+    return _held_lock(path, timeout)
+
+
+# --------------------------------------------------------------------------
+# Checks and readers
+# --------------------------------------------------------------------------
+
+
+def _format_of(path, param):
+    expected = f"a file path ending in one of {_ACCEPTED}"
+    if not isinstance(path, (str, os.PathLike)):
+        raise fail(param, expected, path)
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix not in _FORMATS:
+        raise fail(param, expected, os.fspath(path))
+    return _FORMATS[suffix]
+
+
+def _unreadable(path, expected, error):
+    """The error for a file that could not be read, naming it and the cause."""
+    if isinstance(error, StoredFormatError):
+        return InvalidInputError(
+            f"The file {os.fspath(path)!r} given to {caller()} cannot be read: {error}."
+        )
+    return InvalidInputError(
+        f"The file {os.fspath(path)!r} given to {caller()} must be {expected}; reading it "
+        f"failed with {type(error).__name__}: {error}"
+    )
+
+
+def _read_parquet(path):
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+        return table_to_frame(table)
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError, StoredFormatError) as error:
+        expected = "an intact parquet file (it is damaged if a page checksum does not match)"
+        raise _unreadable(path, expected, error) from error
+
+
+def _read_csv(path):
+    try:
+        return pd.read_csv(path)
+    except ValueError as error:  # pandas' parser errors and UnicodeDecodeError
+        raise _unreadable(path, "a csv file of a frame", error) from error
+
+
+def _read_pickle(path):
+    try:
+        frame = pd.read_pickle(path, compression=None)
+    except Exception as error:  # unpickling raises whatever the stored objects raise
+        raise _unreadable(path, "a pickled pandas DataFrame", error) from error
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInputError(
+            f"The pickle file {os.fspath(path)!r} must hold a pandas DataFrame; "
+            f"got {type(frame).__name__} instead."
+        )
+    return frame
+
+
+def _folder_files(folder):
+    folder = Path(os.fspath(folder))
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"The 'paths' parameter of {caller()} must be an existing folder "
+            f"or a list of files; got {os.fspath(folder)!r} instead."
+        )
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _FORMATS)
+
+
+def _pickles(files):
+    return [f for f in files if _FORMATS[f.suffix.lower()] == "pickle"]
+
+
+def _check_flat(df):
+    """Refuse csv for frames whose object columns hold containers or arrays."""
+    containers = (tuple, list, dict, set, np.ndarray)
+    nested = [
+        name
+        for name, column in df.items()
+        if column.dtype == object and any(isinstance(v, containers) for v in column)
+    ]
+    if nested:
+        raise InvalidInputError(
+            "A frame saved as csv must hold only flat values; got column(s) "
+            f"{nested} holding arrays, tuples, lists or dicts instead. Save it as "
+            ".parquet (or pickle) to keep them."
+        )
+
+
+# --------------------------------------------------------------------------
+# Atomic writes and their leftovers
+# --------------------------------------------------------------------------
+
+
 def _atomic_write(path, write):
     """Call ``write(temporary_path)``, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    _remove_leftovers(path)
+    temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         write(temporary)
         with open(temporary, "rb+") as handle:
@@ -311,450 +469,116 @@ def _atomic_write(path, write):
             os.close(folder)
 
 
-def _check_flat(df):
-    """Refuse csv for frames whose object columns hold containers or arrays."""
-    containers = (tuple, list, dict, set, np.ndarray)
-    nested = [
-        name
-        for name, column in df.items()
-        if column.dtype == object and any(isinstance(v, containers) for v in column)
-    ]
-    if nested:
-        raise ValueError(
-            "A frame saved as csv must hold only flat values; got column(s) "
-            f"{nested} holding arrays, tuples, lists or dicts instead. Save it as "
-            ".parquet (or pickle) to keep them."
-        )
+def _remove_leftovers(path):
+    """Delete the temporary files of ``path`` whose writer is gone.
+
+    A temporary file is left over when the process named in it (on this
+    host) is no longer alive, or when it has not changed for a day (files of
+    other hosts, or from before the name held a process id). Files of live
+    writers are kept.
+    """
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.(?:(?P<host>[A-Za-z0-9_]*)-(?P<pid>[0-9]+)\.)?"
+        r"[0-9a-f]{32}\.tmp"
+    )
+    with os.scandir(path.parent) as entries:
+        candidates = [(e.path, pattern.fullmatch(e.name)) for e in entries]
+    for candidate, match in candidates:
+        if match and _abandoned(candidate, match):
+            Path(candidate).unlink(missing_ok=True)
 
 
-# --------------------------------------------------------------------------
-# Parquet: frame <-> Arrow table
-# --------------------------------------------------------------------------
-
-
-def _frame_to_table(df):
-    names = list(df.columns)
-    fields = [str(name) for name in names]
-    duplicated = sorted({f for f in fields if fields.count(f) > 1})
-    if duplicated:
-        raise ValueError(
-            "A frame saved as parquet must have unique column names; got "
-            f"{duplicated} more than once instead."
-        )
-    df = df.reset_index(drop=True)
-    native = [i for i, name in enumerate(names) if df[name].dtype != object]
-    native_frame = df.iloc[:, native].set_axis([fields[i] for i in native], axis=1)
-    native_table = pa.Table.from_pandas(native_frame, preserve_index=False)
-
-    arrays, columns = [], []
-    for i, name in enumerate(names):
-        if i in native:
-            arrays.append(native_table.column(fields[i]))
-            columns.append({"name": _json_value(name), "field": fields[i], "codec": "pandas"})
-        else:
-            array, column = _encode_object_column(df[name].tolist())
-            arrays.append(array)
-            columns.append({"name": _json_value(name), "field": fields[i], **column})
-    metadata = dict(native_table.schema.metadata or {})
-    metadata[METADATA_KEY] = json.dumps(
-        {"format_version": _FORMAT_VERSION, "index": "not stored", "columns": columns}
-    ).encode()
-    return pa.table(arrays, names=fields).replace_schema_metadata(metadata)
-
-
-def _table_to_frame(table):
-    metadata = table.schema.metadata or {}
-    if METADATA_KEY not in metadata:
-        return table.to_pandas()
-    description = json.loads(metadata[METADATA_KEY], object_hook=_json_hook)
-    columns = description["columns"]
-    native_fields = [c["field"] for c in columns if c["codec"] == "pandas"]
-    native = table.select(native_fields).to_pandas()
-    data = {}
-    for column in columns:
-        field = column["field"]
-        if column["codec"] == "pandas":
-            data[field] = native[field]
-        else:
-            values = _decode_object_column(table.column(field), column)
-            data[field] = pd.Series(_object_array(values), dtype=object)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
-    names = [column["name"] for column in columns]
-    if names != list(frame.columns):
-        frame.columns = pd.Index(names, dtype=object, tupleize_cols=False)
-    return frame
-
-
-def _object_array(values):
-    array = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        array[i] = value
-    return array
-
-
-def _encode_object_column(values):
-    """Return the Arrow array and the metadata entry for one object column."""
+def _abandoned(candidate, match):
     try:
-        stored, missing = _split_missing(values)
-        spec = _column_spec(stored)
-        if spec["kind"] == "array" and spec["ndim"] > 0:
-            array = _arrays_to_arrow(stored, spec)
-        elif _holds_multidimensional_arrays(spec):
-            array = pa.array(
-                [_to_arrow_value(v, spec) for v in stored], type=_arrow_type(spec)
-            )
-        else:  # pyarrow converts tuples, dicts and numpy scalars itself
-            array = pa.array(stored, type=_arrow_type(spec))
-        return array, {"codec": "arrow", "spec": spec, "missing": missing}
-    except (_Unrepresentable, pa.ArrowException, OverflowError):
-        pass
+        age = time.time() - os.stat(candidate).st_mtime
+    except FileNotFoundError:
+        return False
+    if age > _STALE_AFTER:
+        return True
+    return match["host"] == _HOST and not _pid_alive(int(match["pid"]))
+
+
+def _pid_alive(pid):
+    """Whether process ``pid`` of this host runs (True where that cannot be told)."""
+    if os.name == "nt":  # os.kill would end the process there: rely on age instead
+        return True
     try:
-        return _str_int_array(values), {
-            "codec": "str_int",
-            "note": "strings of decimal digits are ints",
-        }
-    except _Unrepresentable:
-        pass
-    return pa.array([_json_text(v) for v in values], type=pa.string()), {
-        "codec": "json",
-        "note": "one JSON text per row; see the tags in the module documentation",
-    }
-
-
-def _decode_object_column(column, description):
-    codec = description["codec"]
-    if codec == "json":
-        return [json.loads(text, object_hook=_json_hook) for text in column.to_pylist()]
-    if codec == "str_int":
-        return [
-            None if v is None else int(v) if _INT_TEXT.fullmatch(v) else v
-            for v in column.to_pylist()
-        ]
-    spec = description["spec"]
-    if spec["kind"] == "array" and spec["ndim"] > 0:
-        values = _arrow_to_arrays(column, spec)
-    else:
-        values = [_from_arrow_value(v, spec) for v in column.to_pylist()]
-    if description["missing"] == "nan":
-        values = [math.nan if v is None else v for v in values]
-    return values
-
-
-def _split_missing(values):
-    """Turn NaN used as a missing marker (in a non-float column) into None."""
-    is_nan = [type(v) is float and math.isnan(v) for v in values]
-    if not any(is_nan):
-        return values, "none"
-    others = [v for v, nan in zip(values, is_nan) if not nan and v is not None]
-    if all(type(v) is float for v in others):
-        return values, "none"
-    if any(v is None for v in values):
-        raise _Unrepresentable("both None and NaN mark missing values")
-    return [None if nan else v for v, nan in zip(values, is_nan)], "nan"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs under another user
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------
-# Arrow codec: a spec per column describes the Python structure of its values
+# Locks
 # --------------------------------------------------------------------------
 
 
-class _Unrepresentable(Exception):
-    """The values have no exact Arrow-native encoding."""
-
-
-_NULL = {"kind": "null"}
-_SCALAR_SPECS = {t: {"kind": t.__name__} for t in (str, int, float, bool)}
-_SCALAR_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
-_NUMERIC_DTYPES = {
-    "bool", "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64", "float32", "float64",
-}  # fmt: skip
-_CONTAINERS = {"tuple": tuple, "list": list}
-_PLAIN_KINDS = {"null", "str", "int", "float", "bool"}  # pyarrow returns these as they were
-
-
-def _column_spec(values):
-    """Unify the specs of a column's values, once per distinct object."""
-    spec, seen = _NULL, set()
-    for value in values:
-        if id(value) not in seen:
-            seen.add(id(value))
-            spec = _unify(spec, _value_spec(value))
-    return spec
-
-
-def _value_spec(value):
-    kind = type(value)
-    if value is None:
-        return _NULL
-    if kind in _SCALAR_SPECS:
-        return _SCALAR_SPECS[kind]
-    if isinstance(value, np.generic) and value.dtype.name in _NUMERIC_DTYPES:
-        return {"kind": "numpy", "dtype": value.dtype.name}
-    if kind is np.ndarray and value.dtype.name in _NUMERIC_DTYPES:
-        shape = value.shape
-        if 0 in shape and any(shape[shape.index(0) :]):
-            raise _Unrepresentable("array shape not recoverable from nested lists")
-        return {"kind": "array", "dtype": value.dtype.name, "ndim": value.ndim}
-    if kind in (tuple, list):
-        container = "tuple" if kind is tuple else "list"
-        item_kinds = set(map(type, value))
-        if len(item_kinds) == 1 and item_kinds <= _SCALAR_SPECS.keys():
-            item = _SCALAR_SPECS[item_kinds.pop()]
-            return {"kind": "seq", "type": container, "item": item, "length": len(value)}
-        items = [_value_spec(v) for v in value]
+@contextlib.contextmanager
+def _held_lock(path, timeout):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a+b") as handle:
+        _acquire(handle, path, lock_path, timeout)
         try:
-            item = functools.reduce(_unify, items, _NULL)
-        except _Unrepresentable:
-            return {"kind": "hseq", "type": container, "items": items}
-        return {"kind": "seq", "type": container, "item": item, "length": len(value)}
-    if kind is dict and all(type(key) is str for key in value):
-        if not value:
-            return {"kind": "map", "value": _NULL}
-        return {
-            "kind": "record",
-            "keys": list(value),
-            "values": [_value_spec(v) for v in value.values()],
-        }
-    raise _Unrepresentable(f"no Arrow-native form for {kind.__name__}")
+            handle.truncate(0)
+            handle.write(f"{os.getpid()} {_HOST}\n".encode())
+            handle.flush()
+            yield path
+        finally:
+            handle.truncate(0)
+            handle.flush()
+            _unlock(handle)
 
 
-def _unify(a, b):
-    """The spec describing values of both specs, or _Unrepresentable."""
-    if a["kind"] == "null":
-        return b
-    if b["kind"] == "null" or a == b:
-        return a
-    kinds = {a["kind"], b["kind"]}
-    if kinds <= {"seq", "hseq"} and a["type"] == b["type"]:
-        return _unify_sequences(a, b)
-    if kinds == {"record"} and a["keys"] == b["keys"]:
-        return {**a, "values": [_unify(x, y) for x, y in zip(a["values"], b["values"])]}
-    if kinds <= {"record", "map"}:
-        value_specs = _dict_value_specs(a) + _dict_value_specs(b)
-        return {"kind": "map", "value": functools.reduce(_unify, value_specs, _NULL)}
-    raise _Unrepresentable("values of different kinds")
+def _acquire(handle, path, lock_path, timeout):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while not _try_lock(handle):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError(
+                f"file_lock waited {timeout} s for the lock on {os.fspath(path)!r} "
+                f"(lock file {os.fspath(lock_path)!r}), held by {_holder(lock_path)}; "
+                "raise the timeout, or end that process if it hangs."
+            )
+        time.sleep(delay if left is None else min(delay, left))
+        delay = min(2 * delay, 0.1)
 
 
-def _unify_sequences(a, b):
-    if a["kind"] == b["kind"] == "seq":
-        length = a["length"] if a["length"] == b["length"] else None
-        return {**a, "item": _unify(a["item"], b["item"]), "length": length}
-    if a["kind"] == "seq":
-        a, b = b, a
-    if b["kind"] == "hseq":
-        others = b["items"]
-    elif b["length"] is not None:
-        others = [b["item"]] * b["length"]
+def _holder(lock_path):
+    try:
+        fields = lock_path.read_text().split()
+    except OSError:
+        fields = []
+    if len(fields) != 2 or not fields[0].isdigit():
+        return "another process (its id is not recorded yet)"
+    return f"process {fields[0]} on host {fields[1]!r}"
+
+
+_WINDOWS_LOCK_OFFSET = 2**30  # lock a byte past the holder's id, which stays readable
+
+
+def _try_lock(handle):
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        handle.seek(_WINDOWS_LOCK_OFFSET)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(handle):
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        handle.seek(_WINDOWS_LOCK_OFFSET)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
     else:
-        others = []
-    if len(others) != len(a["items"]):
-        raise _Unrepresentable("tuples of different lengths")
-    return {**a, "items": [_unify(x, y) for x, y in zip(a["items"], others)]}
-
-
-def _holds_multidimensional_arrays(spec):
-    if spec["kind"] == "array":
-        return spec["ndim"] != 1
-    nested = [spec.get("item"), spec.get("value"), *spec.get("items", ()), *spec.get("values", ())]
-    return any(_holds_multidimensional_arrays(s) for s in nested if s is not None)
-
-
-def _dict_value_specs(spec):
-    return spec["values"] if spec["kind"] == "record" else [spec["value"]]
-
-
-def _arrow_type(spec):
-    kind = spec["kind"]
-    if kind == "null":
-        return pa.null()
-    if kind in _SCALAR_TYPES:
-        return _SCALAR_TYPES[kind]
-    if kind == "numpy":
-        return pa.from_numpy_dtype(np.dtype(spec["dtype"]))
-    if kind == "array":
-        arrow_type = pa.from_numpy_dtype(np.dtype(spec["dtype"]))
-        for _ in range(spec["ndim"]):
-            arrow_type = pa.list_(arrow_type)
-        return arrow_type
-    if kind == "seq":
-        return pa.list_(_arrow_type(spec["item"]))
-    if kind == "hseq":
-        return pa.struct(
-            [(f"field_{i}", _arrow_type(item)) for i, item in enumerate(spec["items"])]
-        )
-    if kind == "record":
-        return pa.struct(list(zip(spec["keys"], map(_arrow_type, spec["values"]))))
-    return pa.map_(pa.string(), _arrow_type(spec["value"]))
-
-
-def _to_arrow_value(value, spec):
-    kind = spec["kind"]
-    if value is None:
-        return None
-    if kind == "numpy":
-        return value.item()
-    if kind == "array":
-        return value.tolist()
-    if kind == "seq":
-        return [_to_arrow_value(v, spec["item"]) for v in value]
-    if kind == "hseq":
-        return {
-            f"field_{i}": _to_arrow_value(v, item)
-            for i, (v, item) in enumerate(zip(value, spec["items"]))
-        }
-    if kind == "record":
-        return {
-            key: _to_arrow_value(value[key], item)
-            for key, item in zip(spec["keys"], spec["values"])
-        }
-    if kind == "map":
-        return [(key, _to_arrow_value(v, spec["value"])) for key, v in value.items()]
-    return value
-
-
-def _from_arrow_value(value, spec):
-    kind = spec["kind"]
-    if value is None:
-        return None
-    if kind == "numpy":
-        return np.dtype(spec["dtype"]).type(value)
-    if kind == "array":
-        array = np.array(value, dtype=spec["dtype"])
-        return array.reshape(array.shape + (0,) * (spec["ndim"] - array.ndim))
-    if kind == "seq":
-        if spec["item"]["kind"] in _PLAIN_KINDS:
-            return _CONTAINERS[spec["type"]](value)
-        return _CONTAINERS[spec["type"]](_from_arrow_value(v, spec["item"]) for v in value)
-    if kind == "hseq":
-        return _CONTAINERS[spec["type"]](
-            _from_arrow_value(value[f"field_{i}"], item)
-            for i, item in enumerate(spec["items"])
-        )
-    if kind == "record":
-        if all(item["kind"] in _PLAIN_KINDS for item in spec["values"]):
-            return value  # pyarrow builds the dict in the struct's (the original) key order
-        return {
-            key: _from_arrow_value(value[key], item)
-            for key, item in zip(spec["keys"], spec["values"])
-        }
-    if kind == "map":
-        return {key: _from_arrow_value(v, spec["value"]) for key, v in value}
-    return value
-
-
-def _offsets(lengths):
-    ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
-    if ends.size and ends[-1] > np.iinfo(np.int32).max:
-        raise OverflowError("more than 2**31 - 1 array elements in one column")
-    return pa.array(np.concatenate([[0], ends]).astype(np.int32))
-
-
-def _arrays_to_arrow(values, spec):
-    """Nested Arrow lists for a column of numpy arrays (or None), without copies per row."""
-    dtype = np.dtype(spec["dtype"])
-    present = [v for v in values if v is not None]
-    flat = np.concatenate([v.ravel() for v in present]) if present else np.empty(0, dtype)
-    array = pa.array(flat.astype(dtype, copy=False), type=pa.from_numpy_dtype(dtype))
-    for level in range(spec["ndim"] - 1, 0, -1):
-        lengths = [np.full(math.prod(v.shape[:level]), v.shape[level]) for v in present]
-        array = pa.ListArray.from_arrays(
-            _offsets(np.concatenate(lengths) if lengths else []), array
-        )
-    mask = np.array([v is None for v in values], dtype=bool)
-    return pa.ListArray.from_arrays(
-        _offsets([0 if v is None else v.shape[0] for v in values]),
-        array,
-        mask=pa.array(mask) if mask.any() else None,
-    )
-
-
-def _arrow_to_arrays(column, spec):
-    """Numpy arrays (or None) back from a column of nested Arrow lists."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    is_null = array.is_null().to_numpy(zero_copy_only=False)
-    offsets = array.offsets.to_numpy().astype(np.int64)
-    start, stop = offsets[:-1], offsets[1:]
-    shape = [stop - start]
-    level = array.values
-    for _ in range(1, spec["ndim"]):
-        inner = level.offsets.to_numpy().astype(np.int64)
-        last = len(inner) - 1
-        first_length = inner[np.minimum(start + 1, last)] - inner[np.minimum(start, last)]
-        shape.append(np.where(stop > start, first_length, 0))
-        start, stop = inner[start], inner[stop]
-        level = level.values
-    flat = np.array(level.to_numpy(zero_copy_only=False), dtype=spec["dtype"], copy=True)
-    return [
-        None if is_null[i] else flat[start[i] : stop[i]].reshape([int(s[i]) for s in shape])
-        for i in range(len(array))
-    ]
-
-
-# --------------------------------------------------------------------------
-# Mixed str/int columns and the JSON fallback
-# --------------------------------------------------------------------------
-
-_INT_TEXT = re.compile(r"-?[0-9]+")
-
-
-def _str_int_array(values):
-    kinds = {type(v) for v in values if v is not None}
-    if kinds != {str, int} or any(type(v) is str and _INT_TEXT.fullmatch(v) for v in values):
-        raise _Unrepresentable("not a column of str and int")
-    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-def _json_text(value):
-    return json.dumps(_json_value(value), allow_nan=False, separators=(",", ":"))
-
-
-def _json_value(value):
-    """A JSON-ready form of ``value`` that :func:`_json_hook` turns back into it."""
-    kind = type(value)
-    if value is None or kind in (str, bool, int):
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if kind is list:
-        return [_json_value(v) for v in value]
-    if kind is tuple:
-        return {"__tuple__": [_json_value(v) for v in value]}
-    if kind is dict and all(type(key) is str and not key.startswith("__") for key in value):
-        return {key: _json_value(v) for key, v in value.items()}
-    if kind in (dict, OrderedDict):
-        tag = "__dict__" if kind is dict else "__ordereddict__"
-        return {tag: [[_json_value(k), _json_value(v)] for k, v in value.items()]}
-    if kind is np.ndarray and value.dtype.kind in "biufUO":
-        return {
-            "__ndarray__": [_json_value(v) for v in value.ravel().tolist()],
-            "dtype": value.dtype.str,
-            "shape": list(value.shape),
-        }
-    if isinstance(value, np.generic) and value.dtype.kind in "biufU":
-        return {"__numpy__": value.dtype.str, "value": _json_value(value.item())}
-    raise TypeError(
-        f"A frame saved as parquet must hold values of plain Python, numpy array or "
-        f"numpy scalar types; got {value!r} of type {kind.__name__} instead. "
-        "Save it as pickle (.p, .pkl or .pickle) to keep it."
-    )
-
-
-def _json_hook(obj):
-    if "__tuple__" in obj:
-        return tuple(obj["__tuple__"])
-    if "__float__" in obj:
-        return float(obj["__float__"])
-    if "__dict__" in obj:
-        return {key: value for key, value in obj["__dict__"]}
-    if "__ordereddict__" in obj:
-        return OrderedDict((key, value) for key, value in obj["__ordereddict__"])
-    if "__numpy__" in obj:
-        return np.dtype(obj["__numpy__"]).type(obj["value"])
-    if "__ndarray__" in obj:
-        items = obj["__ndarray__"]
-        array = np.empty(len(items), dtype=obj["dtype"])
-        for i, item in enumerate(items):
-            array[i] = item
-        return array.reshape(obj["shape"])
-    return obj
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -244,7 +244,7 @@ def test_pickle_round_trip_is_exact(values):
     frame["value"] = object_series(values)
     with tempfile.TemporaryDirectory() as folder:
         path = save_frame(frame, Path(folder) / "frame.pkl")
-        assert_frames_identical(frame, load_frame(path))
+        assert_frames_identical(frame, load_frame(path, allow_pickle=True))
 
 
 # --------------------------------------------------------------------------
@@ -426,7 +426,7 @@ def test_pickle_round_trip_keeps_any_object(tmp_path, suffix):
     frame = meta_frame()
     frame["ordered"] = object_series([OrderedDict(a=1)] * 3)
     path = save_frame(frame, tmp_path / f"frame{suffix}")
-    assert_frames_identical(frame, load_frame(path))
+    assert_frames_identical(frame, load_frame(path, allow_pickle=True))
     # readable as a plain pandas pickle
     assert_frames_identical(frame, pd.read_pickle(path))
 
@@ -491,7 +491,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         save_frame(pd.DataFrame({"z": object_series([1j])}), tmp_path / "a.parquet")
     with pytest.raises(TypeError, match="must hold a pandas DataFrame; got Series"):
         pd.Series([1]).to_pickle(tmp_path / "s.p")
-        load_frame(tmp_path / "s.p")
+        load_frame(tmp_path / "s.p", allow_pickle=True)
 
 
 # --------------------------------------------------------------------------
@@ -515,19 +515,21 @@ def mixed_folder(tmp_path):
 
 
 def test_combine_frames_reads_every_format_in_a_folder_in_sorted_order(mixed_folder):
-    combined = combine_frames(mixed_folder)
+    combined = combine_frames(mixed_folder, allow_pickle=True)
     expected = pd.concat(
         [flat("dog", 1), flat("cat", 2), flat("cow", 3), flat("pig", 1)], ignore_index=True
     )
     pd.testing.assert_frame_equal(combined, expected)
-    pd.testing.assert_frame_equal(combine_csvs(str(mixed_folder)), expected)
+    pd.testing.assert_frame_equal(combine_csvs(str(mixed_folder), allow_pickle=True), expected)
 
 
 def test_combine_frames_with_keys_and_with_a_list(mixed_folder):
-    with_keys = combine_frames(mixed_folder, keys=["cow", "dog"])
+    with_keys = combine_frames(mixed_folder, keys=["cow", "dog"], allow_pickle=True)
     assert with_keys["obj"].tolist() == ["dog", "cow", "cow", "cow"]
     assert combine_frames(mixed_folder, keys="pig")["obj"].tolist() == ["pig"]
-    listed = combine_frames([mixed_folder / "c_cow.csv", mixed_folder / "a_dog.p"])
+    listed = combine_frames(
+        [mixed_folder / "c_cow.csv", mixed_folder / "a_dog.p"], allow_pickle=True
+    )
     assert listed["obj"].tolist() == ["cow", "cow", "cow", "dog"]
     assert listed.index.equals(pd.RangeIndex(4))
 
@@ -535,7 +537,7 @@ def test_combine_frames_with_keys_and_with_a_list(mixed_folder):
 def test_combine_frames_keeps_rdm_frames_exact(tmp_path):
     save_frame(rdm_frame(), tmp_path / "one.parquet")
     save_frame(meta_frame(), tmp_path / "two.p")
-    combined = combine_frames(tmp_path)
+    combined = combine_frames(tmp_path, allow_pickle=True)
     expected = pd.concat([rdm_frame(), meta_frame()], ignore_index=True)
     assert_frames_identical(expected, combined)
 
