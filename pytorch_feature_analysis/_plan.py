@@ -137,7 +137,7 @@ def layers_per_model(which_layers: Any, model_names: Sequence[str]) -> dict:
             raise fail(
                 "which_layers",
                 f"a dict keyed by models of models_dict ({list(model_names)})",
-                f"keys {unknown}",
+                f"keys {unknown}, which are not in models_dict,",
                 raw=True,
             )
         return {name: which_layers.get(name) for name in model_names}

@@ -8,7 +8,6 @@ permutation -- with the metadata in the other columns.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import numbers
 import os
@@ -16,52 +15,36 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
-from torch import nn
 from tqdm.auto import tqdm
 
-from .activations import (
-    ACTIVATION_TYPES,
-    ORIGINAL_RGB,
-    feature_means,
-    get_activations,
-    model_layers,
-    resolve_layers,
+from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS, permutation, rdm_cells, scrambled
+from ._plan import (
+    AnalysisPlan,
+    check_extraction,
+    fitted_batch_size,
+    format_bytes,
+    plan_analysis,
+    plan_passes,
+    transient_bytes,
 )
-from .dissim import Metric, compute_rdms, resolve_metrics
+from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
+from ._validation import check_int, fail, problem, public
+from .activations import ORIGINAL_RGB, fill_targets
+from .dissim import _CHUNK_VALUES, resolve_metrics
 from .io import frame_format, load_frame, save_frame
-from .models import prepare_models
 from .parallel import imap_ordered
-from .selection import get_extreme_dissims_total
-from .stimuli import check_images_exist, preprocess_images, validate_image_set
+from .stimuli import check_images_exist, validate_image_set
 
-__all__ = ["RDM_COLUMNS", "get_rdms", "rdm_identity_columns"]
-
-RDM_COLUMNS = (
-    "df_name",
-    "model",
-    "layer",
-    "layer_num",
-    "layer_label",
-    "dissim_metric",
-    "activation_type",
-    "matrix",
-    "entry_keys",
-    "entry_labels",
-    "kernel_set_name",
-    "kernel_inds",
-    "perm",
-    "perm_scramble",
-    "dissim_rankings",
-)
+__all__ = ["RDM_COLUMNS", "get_rdms", "plan_rdms"]
 
 # Checkpoints: the file is rewritten after an image set x model whenever the
 # last write took at most this share of the work done since, so writing stays
 # a small part of a long run and an interruption loses little.
 _CHECKPOINT_SHARE = 0.1
 
-_IDENTITY = ("model", "layer", "layer_num", "activation_type", "kernel_set_name", "dissim_metric", "perm")
+# The accumulators' float64 work chunks (two at most at once).
+_WORK_BYTES = 2 * _CHUNK_VALUES * 8
 
 
 def rdm_identity_columns(rdm_df: pd.DataFrame) -> list[str]:
@@ -79,12 +62,7 @@ def rdm_identity_columns(rdm_df: pd.DataFrame) -> list[str]:
     ['perm', 'obj']
     """
     labels = [column for column in rdm_df.columns if column not in RDM_COLUMNS]
-    return list(_IDENTITY) + labels
-
-
-def _stable_seed(random_state: int, identity: tuple) -> int:
-    digest = hashlib.sha256(repr((random_state, identity)).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    return list(IDENTITY_COLUMNS) + labels
 
 
 def _label_key(labels: dict) -> frozenset:
@@ -99,22 +77,16 @@ def _row_identity(model: str, label: tuple, activation_type: str, kernel_set: st
 def _existing_identities(existing: pd.DataFrame) -> list[tuple]:
     label_columns = [c for c in existing.columns if c not in RDM_COLUMNS]
     identities = []
-    for row in existing.itertuples(index=False):
-        values = row._asdict() if hasattr(row, "_asdict") else dict(zip(existing.columns, row))
+    for values in existing.to_dict("records"):
         labels = frozenset(
             (column, values[column])
             for column in label_columns
-            if not (np.isscalar(values[column]) and pd.isna(values[column]))
+            if not (pd.api.types.is_scalar(values[column]) and pd.isna(values[column]))
         )
         identities.append(
             _row_identity(
-                values["model"],
-                (values["layer"], values["layer_num"]),
-                values["activation_type"],
-                values["kernel_set_name"],
-                values["dissim_metric"],
-                values["perm"],
-                labels,
+                values["model"], (values["layer"], values["layer_num"]), values["activation_type"],
+                values["kernel_set_name"], values["dissim_metric"], values["perm"], labels,
             )
         )
     return identities
@@ -214,127 +186,106 @@ def _check_combinations(image_set: tuple) -> list[tuple]:
     return checked
 
 
-def _entry_arrays(values: np.ndarray, activation_type: str, image_keys: list, combinations: list) -> np.ndarray:
-    """Per-entry arrays of one layer and activation type, combinations appended."""
-    base = feature_means(values) if activation_type == "feature_means" else values
-    if not combinations:
-        return base
-    position = {key: index for index, key in enumerate(image_keys)}
-    combined = []
-    for name, sources, func, kwargs, unpack in combinations:
-        parts = [base[position[source]] for source in sources]
-        result = np.asarray(func(*parts, **kwargs) if unpack else func(parts, **kwargs))
-        if result.shape != base.shape[1:]:
-            raise ValueError(
-                f"The combination {name!r} must return an array of shape {base.shape[1:]} "
-                f"(one entry's {activation_type} pattern); got shape {result.shape} instead."
-            )
-        combined.append(result)
-    return np.concatenate([base, np.stack(combined).astype(base.dtype)])
-
-
 def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: int) -> list[int]:
     if kernel_set == "all" or (model_name, layer) not in kernel_set:
         return list(range(num_channels))
-    indices = [int(index) for index in kernel_set[(model_name, layer)]]
-    bad = [index for index in indices if not 0 <= index < num_channels]
-    if bad or not indices:
-        raise ValueError(
-            f"Kernel indices for ({model_name!r}, {layer!r}) must lie in 0..{num_channels - 1} "
-            f"(the layer has {num_channels} channels); got {bad or indices} instead."
+    given = list(kernel_set[(model_name, layer)])
+    bad = [
+        index for index in given
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool)
+        or not 0 <= int(index) < num_channels
+    ]
+    if bad or not given:
+        raise fail(
+            "kernel_sets",
+            f"channel indices (ints) in 0..{num_channels - 1} for ({model_name!r}, {layer!r}), "
+            f"which has {num_channels} channels",
+            bad or given,
         )
-    return indices
+    return [int(index) for index in given]
+
+
+def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: dict, metrics: list,
+                 kernel_sets: list, device) -> list[LayerWork]:
+    """One :class:`LayerWork` per layer with RDMs to compute, in forward order."""
+    entries = Entries.of(task_image_set, combinations)
+    works = []
+    for label in model_plan.book:
+        if label not in todo:
+            continue
+        shape = model_plan.shape(label)
+        channels = shape[0] if shape else 1
+        kernels = {
+            name: _kernel_indices(kernel_set, model_plan.name, label[0], channels)
+            for name, kernel_set in kernel_sets
+        }
+        works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device))
+    return works
 
 
 def _image_set_rdms(
     image_set: tuple,
     model_name: str,
-    model: nn.Module,
-    layer_book: dict,
-    todo: dict,
-    metrics: list[Metric],
-    kernel_sets: list,
-    num_perms: int,
+    model: Any,
+    book: dict,
+    works: list[LayerWork],
+    passes: list,
+    extraction: Any,
+    batch_size: int,
     rdm_name: str,
     random_state: int,
-    batch_size: int,
-    device: str,
-    transform: Callable | None,
-    verbose: bool,
+    num_perms: int,
 ) -> list[dict]:
-    """All missing RDM rows of one image set through one model.
+    """All missing RDM rows of one image set through one model, pass by pass."""
+    by_label = {work.label: work for work in works}
+    images = works[0].entries.images
+    rows: list[dict] = []
+    for pieces in passes:
+        targets = {piece.label: by_label[piece.label].target(piece) for piece in pieces}
+        fill_targets(images, model, book, targets, batch_size=batch_size, device=extraction.device,
+                     transform=extraction.transform, verbose=extraction.verbose)
+        for piece in pieces:
+            work, target = by_label[piece.label], targets.pop(piece.label)
+            if target.units is not None:
+                work.add_units(piece, target.units)
+            del target
+            if piece.stop == piece.channels:
+                for finished in work.finish():
+                    rows += _rows(finished, work, image_set[0], model_name, rdm_name,
+                                  random_state, num_perms)
+    return rows
 
-    ``todo`` maps each layer label to the set of (activation type, kernel set,
-    metric, perm) still to compute.
-    """
-    labels, images, entry_variables, _ = image_set
-    combinations = _check_combinations(image_set)
-    image_keys = list(images)
-    entry_keys = tuple(image_keys) + tuple(name for name, *_ in combinations)
-    entry_labels = tuple(dict(zip(entry_variables, key)) for key in entry_keys)
-    activations = get_activations(
-        [images[key] for key in image_keys],
-        model,
-        [label for label in layer_book if label in todo],
-        batch_size=batch_size,
-        device=device,
-        transform=transform,
-        verbose=verbose,
-        layer_book=layer_book,
-    )
-    label_key = _label_key(labels)
-    perms = ["orig_data"] + list(range(1, num_perms + 1))
+
+def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_name: str,
+          random_state: int, num_perms: int) -> list[dict]:
+    """The frame rows of one finished RDM: the original data and its permutations."""
+    activation_type, kernel_set_name, kernel_inds, metric, matrix = finished
+    n = len(work.entries.keys)
     rows = []
-    for layer_label, values in activations.items():
-        wanted = todo[layer_label]
-        for activation_type in ACTIVATION_TYPES:
-            entries = _entry_arrays(values, activation_type, image_keys, combinations)
-            for kernel_set_name, kernel_set in kernel_sets:
-                needed = [
-                    metric
-                    for metric in metrics
-                    if any((activation_type, kernel_set_name, metric.name, p) in wanted for p in perms)
-                ]
-                if not needed:
-                    continue
-                kernel_inds = _kernel_indices(kernel_set, model_name, layer_label[0], entries.shape[1])
-                selected = entries if kernel_set == "all" else entries[:, kernel_inds]
-                patterns = selected.reshape(len(entry_keys), -1)
-                for metric, matrix in zip(needed, compute_rdms(patterns, needed)):
-                    for perm in perms:
-                        if (activation_type, kernel_set_name, metric.name, perm) not in wanted:
-                            continue
-                        identity = _row_identity(
-                            model_name, layer_label, activation_type, kernel_set_name, metric.name,
-                            perm, label_key,
-                        )
-                        if perm == "orig_data":
-                            scramble = list(range(len(entry_keys)))
-                            final = matrix
-                        else:
-                            rng = np.random.default_rng(_stable_seed(random_state, identity))
-                            scramble = [int(i) for i in rng.permutation(len(entry_keys))]
-                            final = matrix[np.ix_(scramble, scramble)]
-                        rankings = get_extreme_dissims_total(final, "all")[1]
-                        row = {
-                            "df_name": rdm_name,
-                            "model": model_name,
-                            "layer": layer_label[0],
-                            "layer_num": int(layer_label[1]),
-                            "layer_label": (layer_label[0], int(layer_label[1])),
-                            "dissim_metric": metric.name,
-                            "activation_type": activation_type,
-                            "matrix": np.array(final, dtype=np.float64),
-                            "entry_keys": entry_keys,
-                            "entry_labels": entry_labels,
-                            "kernel_set_name": kernel_set_name,
-                            "kernel_inds": tuple(kernel_inds),
-                            "perm": perm,
-                            "perm_scramble": scramble,
-                            "dissim_rankings": tuple(int(i) for i in rankings),
-                        }
-                        row.update(labels)
-                        rows.append(row)
+    for perm in ["orig_data"] + list(range(1, num_perms + 1)):
+        if (activation_type, kernel_set_name, metric.name, perm) not in work.wanted:
+            continue
+        identity = _row_identity(model_name, work.label, activation_type, kernel_set_name,
+                                 metric.name, perm, _label_key(labels))
+        scramble = list(range(n)) if perm == "orig_data" else permutation(n, random_state, identity)
+        row = {
+            "df_name": rdm_name,
+            "model": model_name,
+            "layer": work.label[0],
+            "layer_num": int(work.label[1]),
+            "layer_label": (work.label[0], int(work.label[1])),
+            "dissim_metric": metric.name,
+            "activation_type": activation_type,
+            "entry_keys": work.entries.keys,
+            "entry_labels": work.entries.labels,
+            "kernel_set_name": kernel_set_name,
+            "kernel_inds": kernel_inds,
+            "perm": perm,
+            "perm_scramble": scramble,
+            **rdm_cells(scrambled(matrix, scramble)),
+        }
+        row.update(labels)
+        rows.append(row)
     return rows
 
 
@@ -343,23 +294,27 @@ def _build_frame(rows: list[dict], label_columns: list[str]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+@public
 def get_rdms(
     image_sets: Sequence[tuple],
     models_dict: dict,
     out_fname: str | os.PathLike | None,
     rdm_name: str = "default_name",
-    which_layers: dict | None = None,
+    which_layers: Any = None,
     dissim_metrics: Sequence = ("corr",),
     kernel_sets: Sequence = (("all", "all"),),
     num_perms: int = 0,
     num_cores: int = 1,
     verbose: bool = True,
+    debug_check: bool = False,
     append: bool = True,
     *,
     batch_size: int = 32,
     device: str = "cpu",
     transform: Callable | None = None,
     random_state: int = 0,
+    max_memory: int | str | None = None,
+    dry_run: bool = False,
 ) -> pd.DataFrame:
     """Make one RDM per image set, model, layer, metric and activation type.
 
@@ -390,10 +345,11 @@ def get_rdms(
         little, and a rerun with ``append=True`` picks up where it stopped.
     rdm_name : str, default 'default_name'
         Stored in the ``df_name`` column.
-    which_layers : dict, optional
-        ``{model_name: [layer names or labels]}``, e.g.
-        ``{'alexnet': ['conv1', ('fc3', 21)]}``; models not named use every
-        layer. ``original_rgb`` is always included.
+    which_layers : None, str, tuple, list or dict, optional
+        ``None``: every layer of every model; layer names or labels (e.g.
+        ``['conv1', ('fc3', 21)]``): those layers of every model; a dict
+        ``{model_name: layers}``: those layers of the named models, every
+        layer of the others. ``original_rgb`` is always included.
     dissim_metrics : list, default ['corr']
         Names among ``'corr'`` (1 - Pearson r), ``'euclidean_distance'``,
         ``'cosine'``, ``'spearman'`` (1 - Spearman rho), ``'sq_euclidean'``,
@@ -413,6 +369,9 @@ def get_rdms(
         same as with one.
     verbose : bool, default True
         Show progress bars.
+    debug_check : bool, default False
+        Accepted for the original library's signature (where it stood in this
+        position) and ignored.
     append : bool, default True
         Keep the RDMs already in ``out_fname`` and compute only the missing
         ones (same model, layer, activation type, kernel set, metric, perm
@@ -426,6 +385,21 @@ def get_rdms(
         :func:`~pytorch_feature_analysis.default_transform`.
     random_state : int, default 0
         Seed of the permutations.
+    max_memory : int, str or None, default None
+        Memory budget of the activations on ``device``: bytes, or a size such
+        as ``'4GB'`` or ``'512MiB'``; ``None`` allows half of the memory free
+        now. The layers are planned into forward passes whose stored
+        activations fit; a layer too large for one pass is split into channel
+        slices over several passes (not possible for ``'spearman'``, a user's
+        metric or combinations, which need every feature at once: then the
+        error names the layer and what it needs). The peak of a pass is its
+        layers' float32 activations (``images x units x 4`` bytes), their
+        channel means, the ``n x n`` float64 statistics of each RDM being
+        built, and the transient outputs of one batch's forward pass (the batch
+        is made smaller when that alone would take half the budget).
+    dry_run : bool, default False
+        Plan only: return the summary of :func:`plan_rdms` (passes, predicted
+        peak memory, output size) without running any forward pass.
 
     Returns
     -------
@@ -459,11 +433,13 @@ def get_rdms(
 
     Raises
     ------
-    ValueError, FileNotFoundError
+    InvalidInputError, FileNotFoundError
         Before any work starts, for a malformed or too small image set,
         duplicate entry keys, a missing image (named), an unknown metric
         (valid ones listed), an unknown layer (valid ones listed), a
-        malformed kernel set or an ``out_fname`` of an unknown format.
+        malformed kernel set, an ``out_fname`` of an unknown format, a
+        ``max_memory`` too small for a layer, or ``device='cuda'`` without a
+        GPU. ``InvalidInputError`` is a ``ValueError``.
 
     Examples
     --------
@@ -479,155 +455,291 @@ def get_rdms(
     >>> rdm_df.loc[0, ['model', 'layer_label', 'dissim_metric', 'activation_type', 'obj']].tolist()
     ['alexnet', ('original_rgb', 0), 'corr', 'unit_level', 'obj001']
     """
-    # ---- check everything before long work starts -------------------------
+    call = _plan_call(
+        image_sets, models_dict, out_fname, rdm_name, which_layers, dissim_metrics, kernel_sets,
+        num_perms, append, batch_size, device, transform, random_state, max_memory, verbose,
+    )
+    if dry_run:
+        return _summary(call)
+    check_int(num_cores, "num_cores", minimum=1)
+    if verbose:
+        for line in _plan_lines(call):
+            tqdm.write(line)
+    return _run(call, out_fname, num_cores, verbose)
+
+
+def _check_image_sets(image_sets: Any) -> list[tuple]:
+    """Every image set well formed, with labels of its own that no frame column uses."""
+    if image_sets is None or isinstance(image_sets, (str, dict)):
+        raise fail("image_sets", "a list of image sets (see package_image_sets)", image_sets)
     image_sets = list(image_sets)
     if not image_sets:
-        raise ValueError("The 'image_sets' parameter of get_rdms must hold at least one image set.")
+        raise problem("the 'image_sets' parameter must hold at least one image set.")
+    seen: dict[frozenset, int] = {}
     for position, image_set in enumerate(image_sets):
         validate_image_set(image_set, position)
         _check_combinations(image_set)
-    seen_labels: dict[frozenset, int] = {}
-    for position, image_set in enumerate(image_sets):
         key = _label_key(image_set[0])
-        if key in seen_labels:
-            raise ValueError(
-                f"Image sets {seen_labels[key]} and {position} have the same labels "
+        if key in seen:
+            raise problem(
+                f"image sets {seen[key]} and {position} have the same labels "
                 f"{dict(image_set[0])}; each image set needs labels of its own."
             )
-        seen_labels[key] = position
+        seen[key] = position
         reused = [label for label in image_set[0] if label in RDM_COLUMNS]
         if reused:
-            raise ValueError(
-                f"The labels of image set {position} must not be named like the frame's own "
-                f"columns {list(RDM_COLUMNS)}; got {reused} instead."
-            )
+            raise fail("image_sets", f"labels not named like the frame's own columns "
+                       f"{list(RDM_COLUMNS)}", f"{reused} in image set {position}", raw=True)
     check_images_exist(image for image_set in image_sets for image in image_set[1].values())
+    return image_sets
+
+
+class _Call:
+    """Everything one get_rdms call will do, planned before any forward pass."""
+
+    def __init__(self, plan: AnalysisPlan, image_sets: list, tasks: list, order: dict,
+                 existing: pd.DataFrame | None, existing_identities: list, budget: int):
+        self.plan, self.image_sets, self.tasks, self.order = plan, image_sets, tasks, order
+        self.existing, self.existing_identities, self.budget = existing, existing_identities, budget
+
+
+def _plan_call(image_sets, models_dict, out_fname, rdm_name, which_layers, dissim_metrics,
+               kernel_sets, num_perms, append, batch_size, device, transform, random_state,
+               max_memory, verbose) -> _Call:
+    """Check every argument, plan the models, layers and passes; nothing runs yet."""
+    image_sets = _check_image_sets(image_sets)
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_rdms")
     kernel_sets = _check_kernel_sets(kernel_sets)
-    if not isinstance(num_perms, numbers.Integral) or isinstance(num_perms, bool) or num_perms < 0:
-        raise ValueError(
-            f"The 'num_perms' parameter of get_rdms must be an int >= 0; got {num_perms!r} instead."
-        )
-    num_perms = int(num_perms)
-    if out_fname is not None:
-        file_format = frame_format(out_fname)
-        if file_format == "csv":
-            raise ValueError(
-                f"get_rdms saves RDM frames as .parquet or .p/.pkl, not csv; got {os.fspath(out_fname)!r}."
-            )
-    if not isinstance(models_dict, dict) or not models_dict:
-        raise ValueError(
-            "The 'models_dict' parameter of get_rdms must be a non-empty dict {name: model}; "
-            f"got {models_dict!r:.100} instead."
-        )
-    if any(not isinstance(model, nn.Module) for model in models_dict.values()):
-        models_dict = prepare_models(models_dict)
-    if which_layers is not None and not isinstance(which_layers, dict):
-        raise ValueError(
-            "The 'which_layers' parameter of get_rdms must be a dict {model name: [layers]}, "
-            f"e.g. {{{next(iter(models_dict))!r}: ['conv1']}}; got {which_layers!r:.100} instead."
-        )
-    which_layers = dict(which_layers or {})
-    unknown_models = sorted(set(which_layers) - set(models_dict))
-    if unknown_models:
-        raise ValueError(
-            f"The 'which_layers' parameter of get_rdms names models {unknown_models} that are "
-            f"not in models_dict ({list(models_dict)})."
-        )
-
+    num_perms = check_int(num_perms, "num_perms", minimum=0)
+    random_state = check_int(random_state, "random_state", minimum=0)
+    if out_fname is not None and frame_format(out_fname) == "csv":
+        raise fail("out_fname", "a .parquet or .p/.pkl file (RDM frames hold arrays)",
+                   os.fspath(out_fname))
+    extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
     first_image = next(iter(image_sets[0][1].values()))
-    example = preprocess_images([first_image], transform)
-    books, chosen = {}, {}
-    for model_name, model in models_dict.items():
-        books[model_name] = model_layers(model, example)
-        layers = resolve_layers(books[model_name], which_layers.get(model_name), model_name)
-        chosen[model_name] = [ORIGINAL_RGB] + [label for label in layers if label != ORIGINAL_RGB]
-    _check_kernel_set_layers(kernel_sets, books)
-
-    # ---- plan: every RDM of this call, in order; skip the ones on file ----
+    plan = plan_analysis(models_dict, which_layers, first_image, extraction)
+    for model_plan in plan.models.values():
+        model_plan.layers = [ORIGINAL_RGB] + [l for l in model_plan.layers if l != ORIGINAL_RGB]
+    _check_kernel_set_layers(kernel_sets, {name: mp.book for name, mp in plan.models.items()})
     existing = None
     if append and out_fname is not None and os.path.exists(out_fname):
-        existing = load_frame(out_fname)
-    existing_identities = _existing_identities(existing) if existing is not None else []
-    done = set(existing_identities)
-    perms = ["orig_data"] + list(range(1, num_perms + 1))
+        # the file this call writes to: a pickle here is the user's own output (the guide's .p)
+        existing = load_frame(out_fname, allow_pickle=True)
+    identities = _existing_identities(existing) if existing is not None else []
+    budget = extraction.budget()
+    settings = dict(metrics=metrics, kernel_sets=kernel_sets, num_perms=num_perms,
+                    rdm_name=rdm_name, random_state=random_state, budget=budget)
+    tasks, order = _plan_tasks(image_sets, plan, set(identities), settings)
+    return _Call(plan, image_sets, tasks, order, existing, identities, budget)
+
+
+def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict) -> tuple[list, dict]:
+    """One task per image set x model with RDMs to compute, and every RDM's place in the frame."""
+    perms = ["orig_data"] + list(range(1, settings["num_perms"] + 1))
+    kernel_names = [name for name, _ in settings["kernel_sets"]]
+    metric_names = [metric.name for metric in settings["metrics"]]
     order: dict[tuple, tuple] = {}
     tasks = []
     for set_index, image_set in enumerate(image_sets):
         label_key = _label_key(image_set[0])
-        for model_index, model_name in enumerate(models_dict):
+        for model_index, (model_name, model_plan) in enumerate(plan.models.items()):
             todo: dict[tuple, set] = {}
-            for rank, (layer_label, metric, activation_type, kernel_set_name, perm) in _ranked_product(
-                chosen[model_name], [m.name for m in metrics], ACTIVATION_TYPES,
-                [name for name, _ in kernel_sets], perms,
+            for rank, (label, metric, activation_type, kernel_set, perm) in _ranked_product(
+                model_plan.layers, metric_names, ACTIVATION_TYPES, kernel_names, perms,
             ):
-                identity = _row_identity(
-                    model_name, layer_label, activation_type, kernel_set_name, metric, perm, label_key
-                )
+                identity = _row_identity(model_name, label, activation_type, kernel_set, metric,
+                                         perm, label_key)
                 order[identity] = (set_index, model_index) + rank
                 if identity not in done:
-                    todo.setdefault(layer_label, set()).add((activation_type, kernel_set_name, metric, perm))
+                    todo.setdefault(label, set()).add((activation_type, kernel_set, metric, perm))
             if todo:
-                tasks.append(
-                    dict(
-                        image_set=image_set,
-                        model_name=model_name,
-                        model=models_dict[model_name],
-                        layer_book=books[model_name],
-                        todo=todo,
-                        metrics=metrics,
-                        kernel_sets=kernel_sets,
-                        num_perms=num_perms,
-                        rdm_name=rdm_name,
-                        random_state=random_state,
-                        batch_size=batch_size,
-                        device=device,
-                        transform=transform,
-                        verbose=verbose and num_cores == 1 and len(tasks) == 0 and len(image_sets) == 1,
-                    )
-                )
+                tasks.append(_task(image_set, model_plan, todo, plan.extraction, settings))
+    return tasks, order
 
-    # ---- run, saving after each image set x model -------------------------
-    label_columns = list(
-        OrderedDict.fromkeys(key for image_set in image_sets for key in image_set[0])
+
+def _task(image_set: tuple, model_plan: Any, todo: dict, extraction: Any, settings: dict) -> dict:
+    """The keyword arguments of :func:`_image_set_rdms` for one image set x model."""
+    works = _layer_works(image_set, _check_combinations(image_set), model_plan, todo,
+                         settings["metrics"], settings["kernel_sets"], extraction.device)
+    usable = settings["budget"] - _WORK_BYTES
+    batch_size = fitted_batch_size(model_plan, extraction, usable)
+    room = usable - transient_bytes(model_plan, batch_size)
+    passes = plan_passes([work.need() for work in works], room, model_plan.name)
+    return dict(
+        image_set=image_set, model_name=model_plan.name, model=model_plan.model,
+        book=model_plan.book, works=works, passes=passes, extraction=extraction,
+        batch_size=batch_size, rdm_name=settings["rdm_name"],
+        random_state=settings["random_state"], num_perms=settings["num_perms"],
     )
+
+
+def _largest_pass(task: dict) -> int:
+    """Bytes held by the task's largest pass (activations, channel means, statistics)."""
+    needs = {work.label: work.need() for work in task["works"]}
+    return max(
+        sum((p.stop - p.start) * needs[p.label].per_channel + needs[p.label].fixed for p in pieces)
+        for pieces in task["passes"]
+    )
+
+
+def _summary(call: _Call) -> pd.DataFrame:
+    """One row per image set x model still to compute: passes, peak memory and output."""
+    rows = []
+    for task in call.tasks:
+        model_plan = call.plan.models[task["model_name"]]
+        n = len(task["works"][0].entries.keys)
+        rdms = sum(len(work.wanted) for work in task["works"])
+        peak = (_largest_pass(task) + transient_bytes(model_plan, task["batch_size"])
+                + _WORK_BYTES)
+        rows.append({
+            "model": task["model_name"], "image_set": dict(task["image_set"][0]),
+            "entries": n, "layers": len(task["works"]), "rdms": rdms,
+            "passes": len(task["passes"]),
+            "sliced_layers": len({p.label for ps in task["passes"] for p in ps if not p.whole}),
+            "batch_size": task["batch_size"],
+            "peak_bytes": peak, "output_bytes": rdms * n * n * 8, "budget_bytes": call.budget,
+        })
+    columns = ["model", "image_set", "entries", "layers", "rdms", "passes", "sliced_layers",
+               "batch_size",
+               "peak_bytes", "output_bytes", "budget_bytes"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _plan_lines(call: _Call) -> list[str]:
+    """One line per model whose work needs more than one pass per image set."""
+    lines = []
+    summary = _summary(call)
+    for model_name, rows in summary.groupby("model", sort=False):
+        most = int(rows["passes"].max())
+        if most > 1:
+            lines.append(f"{model_name}: {most} passes per image set to stay under "
+                         f"{format_bytes(call.budget)} (peak about "
+                         f"{format_bytes(rows['peak_bytes'].max())}).")
+    return lines
+
+
+def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool) -> pd.DataFrame:
+    """Run the tasks, saving checkpoints, and return the whole frame in plan order."""
+    label_columns = list(OrderedDict.fromkeys(k for s in call.image_sets for k in s[0]))
     kept_rows: list[dict] = []
-    if existing is not None:
-        label_columns += [c for c in existing.columns if c not in RDM_COLUMNS and c not in label_columns]
-        kept_rows = existing.to_dict("records")
-    kept_order = [
-        order.get(identity, (-1, position)) for position, identity in enumerate(existing_identities)
-    ]
+    if call.existing is not None:
+        label_columns += [c for c in call.existing.columns
+                          if c not in RDM_COLUMNS and c not in label_columns]
+        kept_rows = call.existing.to_dict("records")
+    kept_order = [call.order.get(identity, (-1, position))
+                  for position, identity in enumerate(call.existing_identities)]
     new_rows: list[dict] = []
 
     def current_frame() -> pd.DataFrame:
+        keys = kept_order + [call.order[_identity_of(row)] for row in new_rows]
         rows = kept_rows + new_rows
-        keys = kept_order + [
-            order[
-                _row_identity(
-                    row["model"], row["layer_label"], row["activation_type"],
-                    row["kernel_set_name"], row["dissim_metric"], row["perm"],
-                    _label_key({k: row[k] for k in row if k not in RDM_COLUMNS}),
-                )
-            ]
-            for row in new_rows
-        ]
         ranked = sorted(range(len(rows)), key=lambda i: (keys[i][0] >= 0, keys[i]))
         return _build_frame([rows[i] for i in ranked], label_columns)
 
-    last_save_end, last_save_cost, unsaved = time.perf_counter(), 0.0, False
-    with tqdm(total=len(tasks), disable=not verbose or len(tasks) < 2, desc="RDMs", unit="set x model") as bar:
-        for rows in imap_ordered(_image_set_rdms, tasks, num_cores):
-            new_rows.extend(rows)
-            unsaved = True
-            work_since_save = time.perf_counter() - last_save_end
-            if out_fname is not None and last_save_cost <= _CHECKPOINT_SHARE * work_since_save:
-                start = time.perf_counter()
-                save_frame(current_frame(), out_fname)
-                last_save_end = time.perf_counter()
-                last_save_cost, unsaved = last_save_end - start, False
-            bar.update(1)
-    frame = current_frame()
-    if out_fname is not None and (unsaved or not tasks):
-        save_frame(frame, out_fname)
-    return frame
+    checkpoint = _Checkpoint(out_fname, current_frame)
+    single = len(call.tasks) == 1 and num_cores == 1
+    for task in call.tasks:
+        task["extraction"].verbose = verbose and single
+    try:
+        with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
+                  unit="set x model") as bar:
+            for rows in imap_ordered(_image_set_rdms, call.tasks, num_cores):
+                new_rows.extend(rows)
+                checkpoint.after_work()
+                bar.update(1)
+    finally:
+        checkpoint.close(force=not call.tasks)
+    return current_frame()
+
+
+def _identity_of(row: dict) -> tuple:
+    labels = _label_key({key: row[key] for key in row if key not in RDM_COLUMNS})
+    return _row_identity(row["model"], row["layer_label"], row["activation_type"],
+                         row["kernel_set_name"], row["dissim_metric"], row["perm"], labels)
+
+
+class _Checkpoint:
+    """Rewrites the file when the last write cost at most a tenth of the work since."""
+
+    def __init__(self, out_fname: Any, frame: Callable[[], pd.DataFrame]):
+        self.out_fname, self.frame = out_fname, frame
+        self.last_end, self.last_cost, self.unsaved = time.perf_counter(), 0.0, False
+
+    def after_work(self) -> None:
+        self.unsaved = True
+        if self.last_cost <= _CHECKPOINT_SHARE * (time.perf_counter() - self.last_end):
+            self.save()
+
+    def save(self) -> None:
+        if self.out_fname is None:
+            return
+        start = time.perf_counter()
+        save_frame(self.frame(), self.out_fname)
+        self.last_end = time.perf_counter()
+        self.last_cost, self.unsaved = self.last_end - start, False
+
+    def close(self, force: bool) -> None:
+        """Save what is not saved yet (also when an error stops the run)."""
+        if self.unsaved or force:
+            self.save()
+
+
+@public
+def plan_rdms(
+    image_sets: Sequence[tuple],
+    models_dict: dict,
+    out_fname: str | os.PathLike | None = None,
+    which_layers: Any = None,
+    dissim_metrics: Sequence = ("corr",),
+    kernel_sets: Sequence = (("all", "all"),),
+    num_perms: int = 0,
+    append: bool = True,
+    *,
+    batch_size: int = 32,
+    device: str = "cpu",
+    transform: Callable | None = None,
+    max_memory: int | str | None = None,
+) -> pd.DataFrame:
+    """What :func:`get_rdms` would do, before any forward pass: passes, memory, output size.
+
+    Takes the parameters of :func:`get_rdms` that shape the work (with
+    ``out_fname`` and ``append``, RDMs already on file are left out, as
+    ``get_rdms`` would skip them). Models given as ``(base_model, weights)``
+    are prepared and traced (one forward pass of one image each).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image set x model with RDMs to compute:
+
+        - ``model``, ``image_set`` (its labels);
+        - ``entries``: the RDMs' size ``n``;
+        - ``layers``, ``rdms``: how many layers and RDMs are computed;
+        - ``passes``: forward passes over the set's images;
+        - ``sliced_layers``: layers too large for one pass, computed from
+          channel slices over several passes;
+        - ``batch_size``: images per forward pass (lowered to fit the budget);
+        - ``peak_bytes``: predicted peak memory on the device (activations
+          held by the largest pass, the ``n x n`` statistics, one batch's
+          transient outputs and the float64 work chunks);
+        - ``output_bytes``: the RDMs' matrices (``rdms x n x n x 8``);
+        - ``budget_bytes``: the memory budget planned for.
+
+    Examples
+    --------
+    >>> import pytorch_feature_analysis as pfa
+    >>> stimuli = pfa.make_synthetic_stimuli(num_objects=1, colors=(0, 120, 240), size=32)
+    >>> image_sets = pfa.package_image_sets(stimuli, ['color'], ['obj'])
+    >>> plan = pfa.plan_rdms(image_sets, {'alexnet': ('alexnet', 'random')},
+    ...                      which_layers=['conv1'], max_memory='2GB')
+    >>> plan[['model', 'entries', 'layers', 'rdms', 'passes']].values.tolist()
+    [['alexnet', 3, 2, 4, 1]]
+    >>> tight = pfa.plan_rdms(image_sets, {'alexnet': ('alexnet', 'random')}, max_memory='80MB')
+    >>> bool(tight['passes'][0] > 1), bool(tight['peak_bytes'][0] <= 80_000_000)
+    (True, True)
+    """
+    call = _plan_call(
+        image_sets, models_dict, out_fname, "plan", which_layers, dissim_metrics, kernel_sets,
+        num_perms, append, batch_size, device, transform, 0, max_memory, False,
+    )
+    return _summary(call)

@@ -304,7 +304,7 @@ def test_pickle_output_and_append_false(alexnet, image_sets, tmp_path):
     first = pfa.get_rdms(image_sets, {"alexnet": alexnet}, path, **kwargs)
     assert_frames_equal(pd.read_pickle(path), first)
     only_one = pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, path, append=False, **kwargs)
-    assert set(pfa.load_frame(path)["obj"]) == {"obj001"}
+    assert set(pfa.load_frame(path, allow_pickle=True)["obj"]) == {"obj001"}
     assert len(only_one) == len(first) // 3
 
 
@@ -344,9 +344,19 @@ def test_dissim_rankings_start_with_the_most_dissimilar_pair(alexnet, image_sets
         assert sorted(row.dissim_rankings) == [0, 1, 2, 3]
 
 
-def test_which_layers_that_is_not_a_dict_is_refused_by_name(alexnet, image_sets):
-    with pytest.raises(ValueError, match=r"'which_layers' parameter of get_rdms.*'conv1'"):
-        pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, which_layers="conv1", verbose=False)
+def test_which_layers_of_another_type_is_refused_by_name(alexnet, image_sets):
+    with pytest.raises(pfa.InvalidInputError, match=r"'which_layers' parameter of get_rdms.*5"):
+        pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, which_layers=5, verbose=False)
+
+
+def test_which_layers_list_means_those_layers_of_every_model(alexnet, image_sets):
+    kwargs = dict(transform=SMALL, verbose=False)
+    as_list = pfa.get_rdms(image_sets[:1], {"a": alexnet, "b": alexnet}, None,
+                           which_layers=["conv1"], **kwargs)
+    as_dict = pfa.get_rdms(image_sets[:1], {"a": alexnet, "b": alexnet}, None,
+                           which_layers={"a": ["conv1"], "b": "conv1"}, **kwargs)
+    assert set(as_list["layer"]) == {"original_rgb", "conv1"}
+    assert_frames_equal(as_list, as_dict)
 
 
 def test_labels_that_reuse_an_rdm_column_are_refused(alexnet, image_sets):

@@ -1,0 +1,157 @@
+"""The RDMs of one image set through one model, within a memory budget.
+
+The layers asked for are planned into forward passes whose activations fit
+the budget (:func:`pytorch_feature_analysis._plan.plan_passes`). Each pass
+stores its layers (or channel slices of one large layer) on the device as
+float32; their features are fed, chunk by chunk, to one
+:class:`~pytorch_feature_analysis.dissim.RDMAccumulator` per activation type
+and kernel set, which builds float64 statistics on the device. Only the
+finished ``n x n`` matrices reach the host.
+
+Peak memory of a pass: the stored float32 activations of its layers, their
+channel means (float64), the accumulators' ``n x n`` float64 statistics, and
+the transient outputs of one batch's forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._plan import FLOAT32, FLOAT64, LayerNeed, Piece
+from .activations import LayerTarget
+from . import dissim
+from .dissim import Metric
+
+ACTIVATION_TYPES = ("unit_level", "feature_means")
+
+
+@dataclass
+class Entries:
+    """The entries of one image set: its images, then its combinations."""
+
+    keys: tuple
+    labels: tuple
+    images: list
+    combinations: list
+
+    @classmethod
+    def of(cls, image_set: tuple, combinations: list) -> "Entries":
+        _labels, images, entry_variables, _ = image_set
+        keys = tuple(images) + tuple(name for name, *_ in combinations)
+        labels = tuple(dict(zip(entry_variables, key)) for key in keys)
+        return cls(keys, labels, list(images.values()), combinations)
+
+    def append_combinations(self, base: np.ndarray, activation_type: str) -> np.ndarray:
+        """``base`` (one row per image) with one row per combination appended."""
+        if not self.combinations:
+            return base
+        position = {key: index for index, key in enumerate(self.keys)}
+        combined = []
+        for name, sources, func, kwargs, unpack in self.combinations:
+            parts = [base[position[source]] for source in sources]
+            result = np.asarray(func(*parts, **kwargs) if unpack else func(parts, **kwargs))
+            if result.shape != base.shape[1:]:
+                raise ValueError(
+                    f"The combination {name!r} must return an array of shape {base.shape[1:]} "
+                    f"(one entry's {activation_type} pattern); got shape {result.shape} instead."
+                )
+            combined.append(result)
+        return np.concatenate([base, np.stack(combined).astype(base.dtype)])
+
+
+@dataclass
+class LayerWork:
+    """Everything one layer must deliver: which RDMs, from which channels."""
+
+    label: tuple
+    shape: tuple
+    wanted: set  # {(activation_type, kernel_set_name, metric_name, perm)}
+    entries: Entries
+    metrics: list[Metric]
+    kernels: dict  # {kernel_set_name: channel indices}
+    device: torch.device
+    means: torch.Tensor | None = None
+    accumulators: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    def metrics_for(self, activation_type: str, kernel_set_name: str) -> list[Metric]:
+        return [
+            metric for metric in self.metrics
+            if any(w[:3] == (activation_type, kernel_set_name, metric.name) for w in self.wanted)
+        ]
+
+    def jobs(self, activation_type: str) -> list[tuple[str, list[Metric]]]:
+        jobs = [(name, self.metrics_for(activation_type, name)) for name in self.kernels]
+        return [(name, metrics) for name, metrics in jobs if metrics]
+
+    def need(self) -> LayerNeed:
+        """The memory this layer holds during a pass, and whether it can be split."""
+        n_images, n_entries = len(self.entries.images), len(self.entries.keys)
+        spatial = math.prod(self.shape[1:])
+        units = bool(self.jobs("unit_level"))
+        per_channel = n_images * spatial * FLOAT32 if units else 0
+        fixed = n_images * self.channels * FLOAT64 if self.jobs("feature_means") else 0
+        whole = bool(self.entries.combinations)
+        for activation_type in ACTIVATION_TYPES:
+            for name, metrics in self.jobs(activation_type):
+                fixed += dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
+                whole |= activation_type == "unit_level" and dissim.RDMAccumulator(
+                    n_entries, metrics, "cpu"
+                ).needs_whole_patterns
+                if activation_type == "unit_level" and len(self.kernels[name]) < self.channels:
+                    fixed += n_entries * len(self.kernels[name]) * spatial * FLOAT32
+        fixed += len(self.entries.combinations) * self.channels * spatial * FLOAT32 * 2
+        return LayerNeed(self.label, self.channels, per_channel, fixed, splittable=not whole)
+
+    def target(self, piece: Piece) -> LayerTarget:
+        """Buffers on the device for one pass over channels ``piece.start:piece.stop``."""
+        n_images = len(self.entries.images)
+        units = None
+        if self.jobs("unit_level"):
+            shape = (n_images, piece.stop - piece.start) + tuple(self.shape[1:])
+            units = torch.empty(shape, dtype=torch.float32, device=self.device)
+        if self.jobs("feature_means") and self.means is None:
+            self.means = torch.empty((n_images, self.channels), dtype=torch.float64, device=self.device)
+        return LayerTarget(piece.start, piece.stop, units, self.means if self.jobs("feature_means") else None)
+
+    def add_units(self, piece: Piece, units: torch.Tensor) -> None:
+        """Feed one slice of unit-level activations to the accumulators."""
+        if self.entries.combinations:  # a layer with combinations is never split
+            combined = self.entries.append_combinations(units.cpu().numpy(), "unit_level")
+            units = torch.from_numpy(combined).to(self.device)
+        for name, metrics in self.jobs("unit_level"):
+            local = [k - piece.start for k in self.kernels[name] if piece.start <= k < piece.stop]
+            if local:
+                chosen = units if local == list(range(units.shape[1])) else units[:, local]
+                self._accumulator("unit_level", name, metrics).add(chosen.reshape(len(chosen), -1))
+
+    def finish(self) -> list[tuple[str, str, tuple, Metric, np.ndarray]]:
+        """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix)``."""
+        jobs = self.jobs("feature_means")
+        if jobs:
+            base = self.entries.append_combinations(self.means.cpu().numpy(), "feature_means")
+            means = torch.from_numpy(base).to(self.device)
+            for name, metrics in jobs:
+                self._accumulator("feature_means", name, metrics).add(means[:, self.kernels[name]])
+        finished = []
+        for (activation_type, name), (metrics, accumulator) in self.accumulators.items():
+            for metric, matrix in zip(metrics, accumulator.finish()):
+                finished.append((activation_type, name, tuple(self.kernels[name]), metric, matrix))
+        self.accumulators.clear()
+        self.means = None
+        return finished
+
+    def _accumulator(self, activation_type: str, name: str, metrics: list[Metric]) -> Any:
+        key = (activation_type, name)
+        if key not in self.accumulators:
+            accumulator = dissim.RDMAccumulator(len(self.entries.keys), metrics, self.device)
+            self.accumulators[key] = (metrics, accumulator)
+        return self.accumulators[key][1]
