@@ -12,7 +12,6 @@ their meaning by taking a ``'_sub'`` suffix (``dissim_metric`` becomes
 from __future__ import annotations
 
 import copy
-import numbers
 from collections import Counter
 from typing import Any, Sequence
 
@@ -20,40 +19,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ._contract import PER_RDM_COLUMNS, REQUIRED_COLUMNS, dissim_rankings, level_down_name, stable_seed
+from ._validation import InvalidInputError, check_columns, check_int, fail, problem, public
 from .dissim import Metric, compute_rdms, resolve_metrics
 from .io import frame_format, save_frame
-from .selection import get_extreme_dissims_total
 
 __all__ = ["get_meta_rdms", "subset_rdm_df", "compute_tolerances"]
-
-# A column whose name contains one of these describes the level below once
-# the frame becomes the input of a meta-RDM, and takes a '_sub' suffix.
-_LEVEL_MARKERS = (
-    "perm",
-    "df_name",
-    "dissim_metric",
-    "entry_keys_sub",
-    "entry_labels_sub",
-    "entry_var_subset",
-)
-
-# Columns that describe each RDM's own entries rather than a condition.
-_PER_RDM_COLUMNS = (
-    "matrix",
-    "entry_keys",
-    "entry_labels",
-    "dissim_rankings",
-    "perm_scramble",
-    "kernel_inds",
-)
-
-_REQUIRED_COLUMNS = ("matrix", "entry_keys", "entry_labels")
-
-
-def _level_down_name(column: str) -> str:
-    if any(marker in column for marker in _LEVEL_MARKERS):
-        return column + "_sub"
-    return column
 
 
 def _name_list(value: Any, param_name: str) -> list[str]:
@@ -63,7 +34,7 @@ def _name_list(value: Any, param_name: str) -> list[str]:
     except TypeError:
         names = None
     if not names or not all(isinstance(name, str) for name in names):
-        raise TypeError(
+        raise InvalidInputError(
             f"The {param_name!r} parameter of get_meta_rdms must be a column name or a "
             f"non-empty list of column names; got {value!r} instead."
         )
@@ -80,7 +51,7 @@ def _is_hashable_column(column: pd.Series) -> bool:
 
 
 def _rest_grouping_variables(rdm_df: pd.DataFrame, entry_variables: list[str]) -> list[str]:
-    excluded = set(entry_variables) | set(_PER_RDM_COLUMNS)
+    excluded = set(entry_variables) | set(PER_RDM_COLUMNS)
     return [
         column
         for column in rdm_df.columns
@@ -90,28 +61,10 @@ def _rest_grouping_variables(rdm_df: pd.DataFrame, entry_variables: list[str]) -
     ]
 
 
-def _check_columns(
-    rdm_df: pd.DataFrame, needed: Sequence[str], func_name: str, param_name: str = "rdm_df"
-) -> None:
-    missing = [column for column in dict.fromkeys(needed) if column not in rdm_df.columns]
-    if missing:
-        raise KeyError(
-            f"The {param_name!r} parameter of {func_name} must have the column(s) {missing}; "
-            f"got columns {list(rdm_df.columns)} instead."
-        )
-
-
-def _check_frame(rdm_df: Any, func_name: str, param_name: str = "rdm_df") -> None:
-    if not isinstance(rdm_df, pd.DataFrame):
-        raise TypeError(
-            f"The {param_name!r} parameter of {func_name} must be a pandas DataFrame of "
-            f"RDMs; got {type(rdm_df).__name__} instead."
-        )
+def _check_frame(rdm_df: Any, param_name: str = "rdm_df", needed: Sequence[str] = ()) -> None:
+    check_columns(rdm_df, list(dict.fromkeys(needed)), param_name)
     if rdm_df.empty:
-        raise ValueError(
-            f"The {param_name!r} parameter of {func_name} must hold at least one RDM; "
-            f"got an empty frame instead."
-        )
+        raise fail(param_name, "a frame holding at least one RDM", "an empty frame", raw=True)
 
 
 def _as_key(key: Any) -> tuple:
@@ -140,14 +93,14 @@ def _check_subsets(entry_var_subsets: Any, entry_variables: list[str]) -> list[t
             keys = [_as_key(key) for key in keys]
         wrong = [key for key in keys if len(key) != len(entry_variables)]
         if wrong:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The 'entry_var_subsets' parameter of get_meta_rdms must give entry keys "
                 f"with one value per entry variable {entry_variables}; got {wrong[0]!r} "
                 f"in subset {name!r} instead."
             )
         checked.append((name, keys))
     if problem is not None or not checked:
-        raise TypeError(
+        raise InvalidInputError(
             f"The 'entry_var_subsets' parameter of get_meta_rdms must be a non-empty list "
             f"of (subset_name, entry_keys or 'all') pairs; got {problem!r} instead."
         )
@@ -231,8 +184,15 @@ def _meta_matrices(stack: np.ndarray, metrics: list[Metric]) -> list[np.ndarray]
     return matrices
 
 
-def _scrambled(stack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Reorder the entries of each sub-RDM with its own random permutation."""
+def _scrambled(stack: np.ndarray, identity: tuple) -> np.ndarray:
+    """Reorder the entries of each sub-RDM with its own permutation.
+
+    The permutations are seeded by ``identity`` (the seed, the group, the subset
+    and the permutation number), so they stay the same when other groups are
+    filtered out.
+    """
+    seed, *what = identity
+    rng = np.random.default_rng(stable_seed(seed, tuple(what)))
     k, n, _ = stack.shape
     orders = rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)
     return stack[np.arange(k)[:, None, None], orders[:, :, None], orders[:, None, :]]
@@ -245,20 +205,20 @@ def _group_stack(group: pd.DataFrame, description: str) -> tuple[np.ndarray, tup
     first_keys = tuple(sub_keys[0])
     for keys in sub_keys[1:]:
         if tuple(keys) != first_keys:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The RDMs of group {description} must have the same entries (entry_keys) "
                 f"to be compared; got {first_keys!r} and {tuple(keys)!r} instead."
             )
     n = len(first_keys)
     if n < 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"The RDMs of group {description} must have at least 2 entries to be "
             f"compared; got {n} instead."
         )
     matrices = [np.asarray(matrix, dtype=np.float64) for matrix in group["matrix"]]
     for matrix in matrices:
         if matrix.shape != (n, n):
-            raise ValueError(
+            raise InvalidInputError(
                 f"The RDMs of group {description} must be {n} x {n} matrices, one row and "
                 f"column per entry key; got shape {matrix.shape} instead."
             )
@@ -268,7 +228,7 @@ def _group_stack(group: pd.DataFrame, description: str) -> tuple[np.ndarray, tup
 def _check_unique_entries(keys: list[tuple], entry_variables: list[str], description: str) -> None:
     repeated = [key for key, count in Counter(keys).items() if count > 1]
     if repeated:
-        raise ValueError(
+        raise InvalidInputError(
             f"The 'entry_variables' parameter of get_meta_rdms must pick out one RDM per "
             f"entry in each group; got entry {repeated[0]!r} of {entry_variables} "
             f"{Counter(keys)[repeated[0]]} times in group {description} instead. Add the "
@@ -283,6 +243,7 @@ def _subset_indices(keys: list[tuple], subset_keys: Any) -> list[int]:
     return [index for index, key in enumerate(keys) if key in wanted]
 
 
+@public
 def get_meta_rdms(
     rdm_df: pd.DataFrame,
     out_fname: Any,
@@ -357,7 +318,7 @@ def get_meta_rdms(
         * ``perm``: ``'orig_data'`` or the permutation number;
         * ``entry_var_subset``: the subset name;
         * ``dissim_rankings``: greedy most-dissimilar order of the entries
-          (:func:`get_extreme_dissims_total`);
+          (:func:`~pytorch_feature_analysis.get_extreme_dissims_total`);
         * ``entry_keys``, ``entry_labels``: the entries, as tuples of
           entry-variable values and as ``{variable: value}`` dicts;
         * ``entry_keys_sub``, ``entry_labels_sub``: the entries of the
@@ -369,11 +330,11 @@ def get_meta_rdms(
 
     Raises
     ------
-    KeyError
-        When a needed column is missing (named in the message).
-    ValueError
-        For entries repeated in a group, sub-RDMs of a group with different
-        entries, unknown metrics or subset keys, and other invalid arguments.
+    InvalidInputError
+        When a needed column is missing (named in the message), for entries
+        repeated in a group, sub-RDMs of a group with different entries, a
+        subset holding one entry of a group, unknown metrics or subset keys,
+        and other invalid arguments.
 
     Notes
     -----
@@ -406,91 +367,90 @@ def get_meta_rdms(
     >>> meta['matrix'][0].shape
     (2, 2)
     """
-    func_name = "get_meta_rdms"
-    _check_frame(rdm_df, func_name)
+    _check_frame(rdm_df)
     entry_variables = _name_list(entry_variables, "entry_variables")
-    metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name=func_name)
+    metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_meta_rdms")
     subsets = _check_subsets(entry_var_subsets, entry_variables)
-    if not isinstance(num_perms, numbers.Integral) or isinstance(num_perms, bool) or num_perms < 0:
-        raise ValueError(
-            f"The 'num_perms' parameter of {func_name} must be a non-negative integer; "
-            f"got {num_perms!r} instead."
-        )
+    num_perms = check_int(num_perms, "num_perms", minimum=0)
     if not isinstance(df_name, str):
-        raise TypeError(
-            f"The 'df_name' parameter of {func_name} must be a string; got "
-            f"{type(df_name).__name__} instead."
-        )
+        raise fail("df_name", "a string", df_name)
     if out_fname is not None:
         frame_format(out_fname)
-    rng = np.random.default_rng(random_state)
-
-    if isinstance(grouping_variables, str) and grouping_variables == "rest":
-        grouping_variables = _rest_grouping_variables(rdm_df, entry_variables)
-    elif isinstance(grouping_variables, (list, tuple)) and not grouping_variables:
-        grouping_variables = []
-    else:
-        grouping_variables = _name_list(grouping_variables, "grouping_variables")
-    _check_columns(rdm_df, [*_REQUIRED_COLUMNS, *entry_variables, *grouping_variables], func_name)
+    seed = _permutation_seed(random_state)
+    grouping_variables = _grouping_variables(rdm_df, grouping_variables, entry_variables)
+    _check_frame(rdm_df, needed=[*REQUIRED_COLUMNS, *entry_variables, *grouping_variables])
     _check_variable_roles(rdm_df, entry_variables, grouping_variables)
 
-    rename = {column: _level_down_name(column) for column in rdm_df.columns}
+    rename = {column: level_down_name(column) for column in rdm_df.columns}
     frame = rdm_df.rename(columns=rename)
     group_columns = [rename[column] for column in grouping_variables]
     entry_columns = [rename[column] for column in entry_variables]
     keys_in_frame = set(zip(*(frame[column].tolist() for column in entry_columns)))
     _check_subset_keys(subsets, keys_in_frame)
-
     groups = _split_groups(frame, group_columns)
-    candidates = [
-        rename[column]
-        for column in rdm_df.columns
-        if column.endswith("_sub") and column not in grouping_variables
-    ]
+    candidates = [rename[c] for c in rdm_df.columns if c.endswith("_sub") and c not in grouping_variables]
     carried = [c for c in candidates if all(_is_constant(group[c]) for _, group in groups)]
-    perms = ["orig_data", *range(1, num_perms + 1)]
 
     rows = []
-    for group_values, group in tqdm(groups, desc=func_name, unit="group", disable=not verbose):
-        description = _group_description(grouping_variables, group_values)
-        keys = list(zip(*(group[column].tolist() for column in entry_columns)))
-        _check_unique_entries(keys, entry_variables, description)
-        stack, sub_keys, sub_labels = _group_stack(group, description)
+    for group_values, group in tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose):
         fixed = dict(zip(group_columns, group_values))
         fixed.update({column: copy.deepcopy(group[column].iloc[0]) for column in carried})
-        for subset_name, subset_keys in subsets:
-            chosen = _subset_indices(keys, subset_keys)
-            if not chosen:
-                continue
-            chosen_keys = [keys[index] for index in chosen]
-            chosen_stack = stack[chosen]
-            for perm in perms:
-                sub_stack = chosen_stack if perm == "orig_data" else _scrambled(chosen_stack, rng)
-                matrices = _meta_matrices(sub_stack, metrics)
-                for metric, matrix in zip(metrics, matrices):
-                    rows.append(
-                        {
-                            **fixed,
-                            "matrix": matrix,
-                            "dissim_metric": metric.name,
-                            "df_name": df_name,
-                            "perm": perm,
-                            "entry_var_subset": subset_name,
-                            "dissim_rankings": tuple(
-                                int(i) for i in get_extreme_dissims_total(matrix, "all")[1]
-                            ),
-                            "entry_keys": tuple(chosen_keys),
-                            "entry_labels": tuple(
-                                dict(zip(entry_columns, key)) for key in chosen_keys
-                            ),
-                            "entry_keys_sub": sub_keys,
-                            "entry_labels_sub": sub_labels,
-                        }
-                    )
+        description = _group_description(grouping_variables, group_values)
+        rows += _group_rows(group, fixed, description, entry_columns, entry_variables, subsets,
+                            metrics, num_perms, (seed, group_values), df_name)
     meta_df = pd.DataFrame(rows).sort_index(axis=1)
     if out_fname is not None:
         save_frame(meta_df, out_fname)
     return meta_df
+
+
+def _permutation_seed(random_state: Any) -> int:
+    """An int seed: ``random_state`` itself, or drawn from a Generator (fresh for ``None``)."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return int(np.random.default_rng(random_state).integers(2**63))
+    return check_int(random_state, "random_state", minimum=0)
+
+
+def _grouping_variables(rdm_df: pd.DataFrame, grouping_variables: Any, entry_variables: list) -> list:
+    if isinstance(grouping_variables, str) and grouping_variables == "rest":
+        return _rest_grouping_variables(rdm_df, entry_variables)
+    if isinstance(grouping_variables, (list, tuple)) and not grouping_variables:
+        return []
+    return _name_list(grouping_variables, "grouping_variables")
+
+
+def _group_rows(group: pd.DataFrame, fixed: dict, description: str, entry_columns: list,
+                entry_variables: list, subsets: list, metrics: list, num_perms: int,
+                group_seed: tuple, df_name: str) -> list[dict]:
+    """The meta-RDM rows of one group: per subset, permutation and metric."""
+    keys = list(zip(*(group[column].tolist() for column in entry_columns)))
+    _check_unique_entries(keys, entry_variables, description)
+    stack, sub_keys, sub_labels = _group_stack(group, description)
+    rows = []
+    for subset_name, subset_keys in subsets:
+        chosen = _subset_indices(keys, subset_keys)
+        if not chosen:
+            continue
+        if len(chosen) < 2:
+            raise problem(
+                f"subset {subset_name!r} of group {description} holds one entry "
+                f"({keys[chosen[0]]!r}); a meta-RDM needs at least 2. Choose other entry "
+                "variables or subsets."
+            )
+        chosen_keys = tuple(keys[index] for index in chosen)
+        for perm in ["orig_data", *range(1, num_perms + 1)]:
+            sub_stack = stack[chosen]
+            if perm != "orig_data":
+                sub_stack = _scrambled(sub_stack, (*group_seed, subset_name, perm))
+            for metric, matrix in zip(metrics, _meta_matrices(sub_stack, metrics)):
+                rows.append({
+                    **fixed, "matrix": matrix, "dissim_metric": metric.name, "df_name": df_name,
+                    "perm": perm, "entry_var_subset": subset_name,
+                    "dissim_rankings": dissim_rankings(matrix), "entry_keys": chosen_keys,
+                    "entry_labels": tuple(dict(zip(entry_columns, key)) for key in chosen_keys),
+                    "entry_keys_sub": sub_keys, "entry_labels_sub": sub_labels,
+                })
+    return rows
 
 
 def _check_variable_roles(
@@ -498,17 +458,17 @@ def _check_variable_roles(
 ) -> None:
     both = [column for column in grouping_variables if column in entry_variables]
     if both:
-        raise ValueError(
+        raise InvalidInputError(
             f"The 'grouping_variables' parameter of get_meta_rdms must not repeat entry "
             f"variables; got {both} in both instead."
         )
     per_rdm = [
         column
         for column in [*grouping_variables, *entry_variables]
-        if column in (*_REQUIRED_COLUMNS, "dissim_rankings")
+        if column in (*REQUIRED_COLUMNS, "dissim_rankings")
     ]
     if per_rdm:
-        raise ValueError(
+        raise InvalidInputError(
             f"The grouping and entry variables of get_meta_rdms must be condition "
             f"columns, not {per_rdm}, which describe each RDM's own entries."
         )
@@ -516,7 +476,7 @@ def _check_variable_roles(
     for role, columns in roles:
         unhashable = [column for column in columns if not _is_hashable_column(rdm_df[column])]
         if unhashable:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The {role!r} parameter of get_meta_rdms must name columns of hashable "
                 f"values (str, numbers, tuples); got {unhashable}, which hold lists, "
                 f"arrays or dicts, instead."
@@ -529,13 +489,14 @@ def _check_subset_keys(subsets: list[tuple[str, Any]], keys_in_frame: set) -> No
             continue
         unknown = [key for key in keys if key not in keys_in_frame]
         if unknown:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The 'entry_var_subsets' parameter of get_meta_rdms must list entries "
                 f"present in the frame; got {unknown} in subset {name!r}, which match no "
                 f"RDM, instead."
             )
 
 
+@public
 def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
     """Keep only some entries of every RDM of a frame.
 
@@ -553,7 +514,7 @@ def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
     pandas.DataFrame
         A copy of ``df`` with ``matrix`` (the sub-matrix), ``entry_keys`` and,
         when present, ``entry_labels`` (tuples) and ``dissim_rankings``
-        (recomputed with :func:`get_extreme_dissims_total`) updated; the other
+        (recomputed with :func:`~pytorch_feature_analysis.get_extreme_dissims_total`) updated; the other
         columns unchanged.
 
     Raises
@@ -572,14 +533,12 @@ def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
     array([[0., 2.],
            [2., 0.]])
     """
-    func_name = "subset_rdm_df"
-    _check_frame(df, func_name, "df")
-    _check_columns(df, ["matrix", "entry_keys"], func_name, "df")
+    _check_frame(df, "df", ["matrix", "entry_keys"])
     wanted = {_as_key(key) for key in entry_keys}
     present = {_as_key(key) for keys in df["entry_keys"] for key in keys}
     unknown = sorted(wanted - present, key=repr)
     if unknown:
-        raise ValueError(
+        raise InvalidInputError(
             f"The 'entry_keys' parameter of subset_rdm_df must list entries of the frame's "
             f"RDMs; got {unknown}, which are in no RDM, instead."
         )
@@ -596,8 +555,7 @@ def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
             row_labels = df["entry_labels"].iloc[position]
             labels_list.append(tuple(row_labels[index] for index in keep))
         if has_rankings:
-            order = get_extreme_dissims_total(matrix, "all")[1] if keep else []
-            rankings.append(tuple(int(index) for index in order))
+            rankings.append(dissim_rankings(matrix) if keep else ())
     result = df.copy()
     result["matrix"] = matrices
     result["entry_keys"] = keys_list
@@ -611,7 +569,7 @@ def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
 def _tolerance_indices(matrix: np.ndarray, labels: Sequence[dict], row_name: Any) -> dict:
     variables = list(labels[0].keys())
     if len(variables) != 2 or any(set(label) != set(variables) for label in labels):
-        raise ValueError(
+        raise InvalidInputError(
             f"The RDMs given to compute_tolerances must have exactly two entry variables, "
             f"the same for every entry; got {variables} in row {row_name!r} instead."
         )
@@ -630,6 +588,7 @@ def _tolerance_indices(matrix: np.ndarray, labels: Sequence[dict], row_name: Any
     return values
 
 
+@public
 def compute_tolerances(input_df: pd.DataFrame) -> pd.DataFrame:
     """Tolerance index of each of two entry variables, for every RDM of a frame.
 
@@ -663,9 +622,7 @@ def compute_tolerances(input_df: pd.DataFrame) -> pd.DataFrame:
     >>> float(df['color_tolerance'][0]), float(df['shape_tolerance'][0])
     (0.5, -0.5)
     """
-    func_name = "compute_tolerances"
-    _check_frame(input_df, func_name, "input_df")
-    _check_columns(input_df, ["matrix", "entry_labels"], func_name, "input_df")
+    _check_frame(input_df, "input_df", ["matrix", "entry_labels"])
     rows = zip(input_df.index, input_df["matrix"], input_df["entry_labels"])
     values = [
         _tolerance_indices(np.asarray(matrix, dtype=np.float64), labels, name)

@@ -412,9 +412,9 @@ def test_errors_name_the_problem(rdm_df):
     changed = rdm_df.assign(entry_keys=changed_keys)
     with pytest.raises(ValueError, match=r"same entries.*'999'.*'270'"):
         pfa.get_meta_rdms(changed, None, ["obj"], grouping_variables=grouping, verbose=False)
-    with pytest.raises(KeyError, match=r"\['shape', 'size'\]"):
+    with pytest.raises(pfa.InvalidInputError, match=r"\['shape', 'size'\]"):
         pfa.get_meta_rdms(rdm_df, None, ["shape"], grouping_variables=["size"], verbose=False)
-    with pytest.raises(KeyError, match=r"\['entry_labels'\]"):
+    with pytest.raises(pfa.InvalidInputError, match=r"\['entry_labels'\]"):
         pfa.get_meta_rdms(rdm_df.drop(columns="entry_labels"), None, ["obj"], verbose=False)
     with pytest.raises(ValueError, match="'pearson'"):
         pfa.get_meta_rdms(rdm_df, None, ["obj"], dissim_metrics=["pearson"], verbose=False)
@@ -430,7 +430,7 @@ def test_saving_and_silence(rdm_df, tmp_path, capsys):
         meta = pfa.get_meta_rdms(
             rdm_df, tmp_path / name, ["obj"], grouping_variables=grouping, verbose=False
         )
-        loaded = pfa.load_frame(tmp_path / name)
+        loaded = pfa.load_frame(tmp_path / name, allow_pickle=name.endswith(".pkl"))
         assert list(loaded.columns) == list(meta.columns)
         assert loaded["entry_keys"][0] == meta["entry_keys"][0]
         assert loaded["dissim_rankings"][0] == meta["dissim_rankings"][0]
@@ -460,7 +460,7 @@ def test_subset_rdm_df(rdm_df):
         assert set(row["dissim_rankings"][:2]) == {int(i) for i in first_pair}
     with pytest.raises(ValueError, match="'999'"):
         pfa.subset_rdm_df(rdm_df, ["999"])
-    with pytest.raises(KeyError, match="entry_keys"):
+    with pytest.raises(pfa.InvalidInputError, match="entry_keys"):
         pfa.subset_rdm_df(rdm_df.drop(columns="entry_keys"), ["000"])
 
 
@@ -506,3 +506,22 @@ def test_compute_tolerances_matches_the_original_loop():
     )
     with pytest.raises(ValueError, match="exactly two"):
         pfa.compute_tolerances(one_variable)
+
+
+def test_permutations_of_a_group_do_not_depend_on_other_groups(rdm_df):
+    kwargs = dict(grouping_variables=["layer", "activation_type", "dissim_metric"], num_perms=3,
+                  random_state=5, verbose=False)
+    whole = pfa.get_meta_rdms(rdm_df, None, ["obj"], **kwargs)
+    one_layer = rdm_df[rdm_df["layer"] == rdm_df["layer"].iloc[-1]]
+    alone = pfa.get_meta_rdms(one_layer, None, ["obj"], **kwargs)
+    same = whole[whole["layer"] == rdm_df["layer"].iloc[-1]].reset_index(drop=True)
+    assert len(same) == len(alone) > 0
+    for a, b in zip(same["matrix"], alone["matrix"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_meta_rdm_of_one_entry_is_refused(rdm_df):
+    one = rdm_df[rdm_df["obj"] == rdm_df["obj"].iloc[0]]
+    with pytest.raises(pfa.InvalidInputError, match=r"one entry.*at least 2"):
+        pfa.get_meta_rdms(one, None, ["obj"], grouping_variables=["layer", "activation_type",
+                                                                   "dissim_metric"], verbose=False)
