@@ -127,7 +127,7 @@ def check_extraction(
     return Extraction(batch_size, check_device(device), transform, memory, bool(verbose))
 
 
-def layers_per_model(which_layers: Any, model_names: Sequence[str]) -> dict:
+def layers_per_model(which_layers: Any, model_names: Sequence[str], param: str = "which_layers") -> dict:
     """Apply the one ``which_layers`` rule: ``{model name: layers or None}``."""
     if which_layers is None or (isinstance(which_layers, str) and which_layers == "all"):
         return {name: None for name in model_names}
@@ -135,7 +135,7 @@ def layers_per_model(which_layers: Any, model_names: Sequence[str]) -> dict:
         unknown = [name for name in which_layers if name not in model_names]
         if unknown:
             raise fail(
-                "which_layers",
+                param,
                 f"a dict keyed by models of models_dict ({list(model_names)})",
                 f"keys {unknown}, which are not in models_dict,",
                 raw=True,
@@ -144,7 +144,7 @@ def layers_per_model(which_layers: Any, model_names: Sequence[str]) -> dict:
     if isinstance(which_layers, (str, tuple, list)):
         return {name: which_layers for name in model_names}
     raise fail(
-        "which_layers",
+        param,
         "None, layer names or labels, or a dict {model name: layers}",
         which_layers,
     )
@@ -170,6 +170,7 @@ def plan_analysis(
     *,
     weights_seed: int | None = 0,
     original_rgb: bool = True,
+    layers_param: str = "which_layers",
 ) -> AnalysisPlan:
     """Prepare the models, trace each book once and resolve the layers.
 
@@ -187,9 +188,11 @@ def plan_analysis(
         Seed of ``'random'`` weights prepared here.
     original_rgb : bool, default True
         Whether ``('original_rgb', 0)`` is one of "every layer".
+    layers_param : str, default 'which_layers'
+        The name of the caller's layers parameter, for error messages.
     """
     models = check_models(models_dict, weights_seed)
-    wanted = layers_per_model(which_layers, list(models))
+    wanted = layers_per_model(which_layers, list(models), layers_param)
     example = preprocess_images([example_image], extraction.transform)
     planned = OrderedDict()
     for name, model in models.items():

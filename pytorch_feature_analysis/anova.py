@@ -15,6 +15,7 @@ sizes.
 from __future__ import annotations
 
 import copy
+import math
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -24,9 +25,11 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .activations import iter_activations, model_layers, resolve_layers
+from ._plan import FLOAT32, FLOAT64, ModelPlan, check_extraction, plan_analysis, transient_bytes
+from ._validation import InvalidInputError, fail, public
+from .activations import iter_activations
 from .models import prepare_model
-from .stimuli import check_images_exist, preprocess_images
+from .stimuli import check_images_exist
 
 __all__ = ["AnovaResult", "unit_anova", "compute_etas_for_model_and_imageset_fast"]
 
@@ -68,18 +71,18 @@ def _is_replicate_list(value: Any) -> bool:
 def _parse_design(image_set: Any) -> _Design:
     where = "The 'image_set' parameter of unit_anova"
     if not isinstance(image_set, (tuple, list)) or len(image_set) not in (3, 4):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must be a tuple (labels dict, {{(level1, level2): image or list of "
             f"images}}, (factor1, factor2)); got {image_set!r:.200} instead."
         )
     labels, stim_dict, factors = image_set[:3]
     if len(image_set) == 4 and image_set[3]:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} cannot hold combinations of images (its fourth part); got "
             f"{image_set[3]!r:.200} instead."
         )
     if not isinstance(labels, dict):
-        raise ValueError(f"{where} must start with a labels dict; got {labels!r:.200} instead.")
+        raise InvalidInputError(f"{where} must start with a labels dict; got {labels!r:.200} instead.")
     if (
         not isinstance(factors, (tuple, list))
         or len(factors) != 2
@@ -87,7 +90,7 @@ def _parse_design(image_set: Any) -> _Design:
         or factors[0] == factors[1]
         or "interaction" in factors
     ):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must name two different factors (not 'interaction') in its third "
             f"part, e.g. ('color', 'obj'); got {factors!r} instead."
         )
@@ -95,11 +98,11 @@ def _parse_design(image_set: Any) -> _Design:
     reserved |= {f"{name}_{stat}" for name in (*factors, "interaction") for stat in _STAT_NAMES}
     clashing = sorted(set(map(str, labels)) & reserved)
     if clashing:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} has labels {clashing} that clash with output columns; rename them."
         )
     if not isinstance(stim_dict, dict) or not stim_dict:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must hold a non-empty dict {{(level1, level2): image}} in its second "
             f"part; got {stim_dict!r:.200} instead."
         )
@@ -107,21 +110,21 @@ def _parse_design(image_set: Any) -> _Design:
     levels2: list = []
     for key in stim_dict:
         if not isinstance(key, tuple) or len(key) != 2:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{where} must key its images by (level of {factors[0]!r}, level of "
                 f"{factors[1]!r}); got the key {key!r} instead."
             )
         levels1 += [key[0]] if key[0] not in levels1 else []
         levels2 += [key[1]] if key[1] not in levels2 else []
     if len(levels1) < 2 or len(levels2) < 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must have at least 2 levels of each factor; got {levels1} of "
             f"{factors[0]!r} and {levels2} of {factors[1]!r} instead."
         )
     cells = [(a, b) for a in levels1 for b in levels2]
     missing = [cell for cell in cells if cell not in stim_dict]
     if missing:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must have images for every combination of levels (a crossed design); "
             f"cells {', '.join(map(repr, missing))} are missing."
         )
@@ -137,7 +140,7 @@ def _parse_design(image_set: Any) -> _Design:
             f"{count} image(s) in {', '.join(map(repr, counted))}"
             for count, counted in sorted(counts.items())
         )
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} must be a balanced design (the same number of images, at least one, "
             f"in every cell); got {listing} instead."
         )
@@ -151,14 +154,14 @@ def _prepare(model_desc: Any, random_state: int | None) -> tuple[str, nn.Module]
         or len(model_desc) not in (2, 3)
         or not isinstance(model_desc[0], str)
     ):
-        raise ValueError(
+        raise InvalidInputError(
             "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
             f"weights) or (model_name, model); got {model_desc!r:.200} instead."
         )
     if len(model_desc) == 2:
         name, model = model_desc
         if not isinstance(model, nn.Module):
-            raise ValueError(
+            raise InvalidInputError(
                 "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
                 f"weights) or (model_name, torch.nn.Module); got {model_desc!r:.200} instead."
             )
@@ -169,21 +172,22 @@ def _prepare(model_desc: Any, random_state: int | None) -> tuple[str, nn.Module]
     return name, prepare_model(base_model, weights, random_state=random_state)
 
 
-def _chosen_layers(which_layer_dict: Any, model_name: str) -> Any:
-    if isinstance(which_layer_dict, dict):
-        if model_name not in which_layer_dict:
-            raise ValueError(
-                "The 'which_layer_dict' parameter of unit_anova must name the layers of "
-                f"model {model_name!r}, e.g. {{{model_name!r}: ['conv1', ('fc3', 21)]}}; got "
-                f"layers for {list(which_layer_dict)} instead."
-            )
-        return which_layer_dict[model_name]
-    if which_layer_dict is None:
-        raise ValueError(
-            "The 'which_layer_dict' parameter of unit_anova must name the layers to analyse, "
-            "e.g. {'alexnet': ['conv1', 'fc3']}; got None instead."
+def _batch_within(model_plan: ModelPlan, design: _Design, extraction: Any) -> int:
+    """The batch size, lowered so one batch and the running sums fit ``max_memory``."""
+    if extraction.max_memory is None:
+        return extraction.batch_size
+    units = sum(math.prod(model_plan.shape(label)) for label in model_plan.layers)
+    sums = units * FLOAT64 * (len(design.levels1) + len(design.levels2) + 4)
+    per_image = units * FLOAT32 + transient_bytes(model_plan, 1)
+    fitting = (extraction.max_memory - sums) // per_image
+    if fitting < 1:
+        raise fail(
+            "max_memory",
+            f"at least {sums + per_image} bytes for the running sums of the layers chosen and "
+            "one image",
+            extraction.max_memory,
         )
-    return which_layer_dict
+    return int(min(extraction.batch_size, fitting))
 
 
 class _UnitSums:
@@ -311,16 +315,18 @@ def _kernel_means(values: np.ndarray) -> np.ndarray:
     return _nan_mean(values.reshape(values.shape[0], -1), axis=1)
 
 
+@public
 def unit_anova(
     image_set: tuple,
     model_desc: tuple,
-    which_layer_dict: dict | Sequence,
+    which_layer_dict: Any = None,
     *,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     transform: Callable | None = None,
     random_state: int | None = 0,
     verbose: bool = True,
+    max_memory: int | str | None = None,
 ) -> AnovaResult:
     """Two-way ANOVA of every unit: eta squared of two factors and their interaction.
 
@@ -352,10 +358,11 @@ def unit_anova(
         ``(model_name, base_model, weights)`` as in the original library
         (see :func:`~pytorch_feature_analysis.prepare_model`), or
         ``(model_name, prepared_model)``.
-    which_layer_dict : dict or list
-        ``{model_name: [layers]}``: the layers to analyse for each model, as
-        names (``'conv1'``) or labels (``('conv1', 1)``), ``'original_rgb'``
-        included; or the list of layers itself.
+    which_layer_dict : None, str, tuple, list or dict, default None
+        The layers to analyse, as names (``'conv1'``) or labels
+        (``('conv1', 1)``), ``'original_rgb'`` included: a list of them, or
+        ``{model_name: [layers]}`` as in the original library; ``None``
+        means every layer (the rule of every analysis of this library).
     batch_size : int, default 32
         Images per forward pass.
     device : {'cpu', 'cuda'} or torch.device, default 'cpu'
@@ -367,6 +374,11 @@ def unit_anova(
         Seed for ``'random'`` weights.
     verbose : bool, default True
         Show a progress bar.
+    max_memory : int, str or None, default None
+        Memory budget (bytes, or a size such as ``'2GB'``): the batch is made
+        smaller so that the running sums (``(levels1 + levels2 + 4) x units``
+        float64 values) and one batch of activations fit. ``None``: no bound
+        beyond ``batch_size``.
 
     Returns
     -------
@@ -408,11 +420,12 @@ def unit_anova(
 
     Raises
     ------
-    ValueError, FileNotFoundError
+    InvalidInputError, FileNotFoundError
         Before any forward pass: a malformed image set, missing cells or an
         unbalanced design (the cells and their counts are named), a missing
-        image, a model without layers in ``which_layer_dict``, or an unknown
-        layer (the valid ones are listed).
+        image, a ``which_layer_dict`` naming another model, an unknown layer
+        (the valid ones are listed), or a ``max_memory`` too small for one
+        image.
 
     Examples
     --------
@@ -430,21 +443,21 @@ def unit_anova(
     """
     design = _parse_design(image_set)
     model_name, model = _prepare(model_desc, random_state)
-    layers = _chosen_layers(which_layer_dict, model_name)
     check_images_exist(design.images)
-    book = model_layers(model, preprocess_images(design.images[:1], transform))
-    chosen = resolve_layers(book, layers, model_name)
-
+    extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
+    model_plan = plan_analysis({model_name: model}, which_layer_dict, design.images[0],
+                               extraction, layers_param="which_layer_dict").models[model_name]
+    chosen = model_plan.layers
     sums: "OrderedDict[tuple, _UnitSums]" = OrderedDict()
     for batch, activations in iter_activations(
         design.images,
         model,
         chosen,
-        batch_size=batch_size,
-        device=device,
+        batch_size=_batch_within(model_plan, design, extraction),
+        device=extraction.device,
         transform=transform,
         verbose=verbose,
-        layer_book=book,
+        layer_book=model_plan.book,
     ):
         for label, values in activations.items():
             if label not in sums:

@@ -11,6 +11,7 @@ from statsmodels.stats.anova import anova_lm
 
 import pytorch_feature_analysis as pfa
 from pytorch_feature_analysis.anova import compute_etas_for_model_and_imageset_fast, unit_anova
+from pytorch_feature_analysis import anova as anova_module
 from tiny import tiny_model, to_tensor64
 
 LEVELS1 = ("red", "green", "blue")
@@ -323,7 +324,7 @@ def test_unbalanced_and_incomplete_designs_name_the_cells():
 def test_bad_arguments_are_named():
     image_set = make_design(replicates=1)
     model = ("tiny", tiny_model())
-    with pytest.raises(ValueError, match="must name the layers of model 'tiny'"):
+    with pytest.raises(ValueError, match=r"which_layer_dict.*models_dict \(\['tiny'\]\).*'alexnet'"):
         unit_anova(image_set, model, {"alexnet": ["conv1"]}, verbose=False)
     with pytest.raises(ValueError, match="Unknown layer 'conv9' of model 'tiny'.*conv1"):
         unit_anova(image_set, model, {"tiny": ["conv9"]}, transform=to_tensor64, verbose=False)
@@ -351,3 +352,28 @@ def test_inputs_are_not_modified():
     for key, value in model.state_dict().items():
         assert torch.equal(value, weights[key])  # new random weights went to a copy
     assert result.summary["colour_eta2_mean"].notna().all()
+
+
+def test_max_memory_lowers_the_batch_and_changes_nothing(monkeypatch):
+    image_set = make_design(replicates=2)
+    model = ("tiny", tiny_model())
+    batches = []
+    real = anova_module.iter_activations
+
+    def spy(*args, **kwargs):
+        batches.append(kwargs["batch_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(anova_module, "iter_activations", spy)
+    kwargs = dict(transform=to_tensor64, verbose=False)
+    free = unit_anova(image_set, model, None, **kwargs)
+    bounded = unit_anova(image_set, model, None, max_memory=400_000, **kwargs)
+    assert batches[0] == 32 and 1 <= batches[1] < 32
+    assert list(free.units) == list(bounded.units)  # None: every layer
+    assert len(free.units) == len(pfa.model_layers(model[1], to_tensor64(
+        next(iter(image_set[1].values()))[0]).unsqueeze(0)))
+    for label in free.units:
+        for name, values in free.units[label].items():
+            np.testing.assert_allclose(bounded.units[label][name], values, rtol=1e-10, equal_nan=True)
+    with pytest.raises(pfa.InvalidInputError, match="'max_memory' parameter of unit_anova"):
+        unit_anova(image_set, model, None, max_memory=100, **kwargs)
