@@ -18,6 +18,7 @@ from . import (
     anova,
     cornet,
     decoding,
+    demo,
     dissim,
     frames,
     io,
@@ -34,6 +35,7 @@ from .activations import *  # noqa: F401,F403
 from .anova import *  # noqa: F401,F403
 from .cornet import *  # noqa: F401,F403
 from .decoding import *  # noqa: F401,F403
+from .demo import *  # noqa: F401,F403
 from .dissim import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
@@ -64,6 +66,7 @@ __all__ = ["InvalidInputError"] + [
         anova,
         decoding,
         parallel,
+        demo,
     )
     for name in module.__all__
 ]

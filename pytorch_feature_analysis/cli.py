@@ -7,46 +7,43 @@
     pfa meta rdms.parquet --entry obj --group model --group layer \\
         --group activation_type --group dissim_metric --out meta.parquet
 
-Every subcommand explains itself with ``--help``. Mistakes in the input (a
-missing file, an unknown column, model, layer or metric) stop the command
-before any work starts with one line on stderr and exit status 2.
+The command only parses: each subcommand hands its options to the library
+(:func:`~pytorch_feature_analysis.run_demo`,
+:func:`~pytorch_feature_analysis.get_rdms`,
+:func:`~pytorch_feature_analysis.get_meta_rdms`), which checks them. Every
+subcommand explains itself with ``--help``. A mistake in the input (a bad
+option value, a missing file, an unknown column, model, layer or metric)
+stops the command with one line on stderr and exit status 2; a file that
+cannot be read or written (permission denied, a full disk) with one line
+naming it and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, NoReturn, Sequence
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import torch
-from tqdm.auto import tqdm
 
+from ._validation import InvalidInputError, check_device, fail, public
+from .demo import run_demo
 from .dissim import METRIC_NAMES
 from .io import frame_format, load_frame
 from .meta import get_meta_rdms
 from .models import available_models, prepare_models
 from .rdms import get_rdms
-from .stimuli import default_transform, package_image_sets, save_synthetic_stimuli
+from .stimuli import default_transform, package_image_sets
 
-__all__ = ["main", "build_parser", "run_demo", "parse_model_spec", "read_study", "UsageError"]
+__all__ = ["main", "build_parser", "parse_model_spec", "read_study", "UsageError"]
 
-_DEMO_MODEL = "alexnet"
-_DEMO_METRICS = ["corr", "euclidean_distance"]
-_DEMO_OBJECTS = 4
-_DEMO_COLORS = (0, 90, 180, 270)
-_DEMO_PLOT_LAYER = "conv1"
-
-
-class UsageError(Exception):
-    """A mistake in the command's input, reported as one line and exit status 2."""
+#: The old name of :class:`~pytorch_feature_analysis.InvalidInputError`.
+UsageError = InvalidInputError
 
 
 # ---------------------------------------------------------------------------
@@ -54,6 +51,7 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------------
 
 
+@public
 def parse_model_spec(text: str, random_state: int = 0) -> tuple[str, tuple]:
     """Turn ``[LABEL=]NAME:WEIGHTS`` into a ``models_dict`` item.
 
@@ -77,7 +75,7 @@ def parse_model_spec(text: str, random_state: int = 0) -> tuple[str, tuple]:
 
     Raises
     ------
-    UsageError
+    InvalidInputError
         For text of another form or an unknown base model.
 
     Examples
@@ -93,30 +91,25 @@ def parse_model_spec(text: str, random_state: int = 0) -> tuple[str, tuple]:
         label, text = text[:equals], text[equals + 1:]
     base, _, weights = text.partition(":")
     if not base or not weights or (label is not None and not label):
-        raise UsageError(
-            f"--model must be [LABEL=]NAME:WEIGHTS, e.g. alexnet:random, alexnet:trained or "
-            f"resnet50:/path/weights.pth; got {text!r} instead."
-        )
+        raise fail("text", "[LABEL=]NAME:WEIGHTS, e.g. alexnet:random, alexnet:trained or "
+                   "resnet50:/path/weights.pth", text)
     names = available_models()
     if base not in names:
         close = difflib.get_close_matches(base.lower(), names, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UsageError(
-            f"Unknown model {base!r} in --model {text!r}.{hint} Known models: "
-            f"{', '.join(names[:6])}, ... ({len(names)} in all: pfa.available_models())."
-        )
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        raise fail("text", f"NAME:WEIGHTS with a known model NAME ({hint}all {len(names)}: "
+                   "pfa.available_models())", text)
     if label is None:
-        if weights == "trained":
-            label = base
-        elif weights == "random":
-            label = f"{base}_random"
+        if weights in ("trained", "random"):
+            label = base if weights == "trained" else f"{base}_random"
         else:
             stem = Path(urllib.parse.urlparse(weights).path or weights).name.split(".")[0]
             label = f"{base}_{stem}" if stem else base
     return label, (base, weights, random_state)
 
 
-def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[dict]:
+@public
+def read_study(csv_path: str | Path, variables: Sequence[str]) -> list[dict]:
     """Read a study CSV into image descriptions for ``package_image_sets``.
 
     Parameters
@@ -136,9 +129,9 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
 
     Raises
     ------
-    UsageError
-        For a missing or unreadable file, a file without rows, or a column
-        that is not in it (named, with the columns it has).
+    InvalidInputError
+        For a missing file, a file that is not CSV text, a file without
+        rows, or a column that is not in it (named, with the columns it has).
 
     Examples
     --------
@@ -151,21 +144,18 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise UsageError(f"The study file {str(csv_path)!r} does not exist.")
+        raise fail("csv_path", "an existing CSV file", str(csv_path))
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise UsageError(f"Could not read {str(csv_path)!r} as a CSV file: {error}") from error
+        raise fail("csv_path", f"a CSV file ({_one_line(error)})", str(csv_path)) from error
     table.columns = [str(column).strip() for column in table.columns]
     needed = list(dict.fromkeys(["path", *variables]))
     missing = [column for column in needed if column not in table.columns]
-    if missing:
-        raise UsageError(
-            f"The study file {str(csv_path)!r} has no column(s) {missing}; its columns are "
-            f"{list(table.columns)}."
-        )
-    if table.empty:
-        raise UsageError(f"The study file {str(csv_path)!r} has no rows.")
+    if missing or table.empty:
+        expected = f"a CSV file with rows and the column(s) {needed}"
+        raise fail("csv_path", expected, f"{str(csv_path)!r} with {len(table)} rows and the "
+                   f"columns {list(table.columns)}", raw=True)
     folder = csv_path.resolve().parent
     rows = []
     for record in table[needed].to_dict("records"):
@@ -176,28 +166,125 @@ def read_study(csv_path: str | os.PathLike, variables: Sequence[str]) -> list[di
     return rows
 
 
-def _which_layers(layer_args: Sequence[str] | None, model_labels: Sequence[str]) -> dict | None:
-    """``--layers [MODEL=]L1,L2`` values as ``get_rdms``'s ``which_layers``."""
-    if not layer_args:
+# ---------------------------------------------------------------------------
+# Option values: argparse type= callables (a bad value exits 2 with one line)
+# ---------------------------------------------------------------------------
+
+
+def _short(error: Exception) -> str:
+    """A library message without its "The 'x' parameter of f" opening, for argparse."""
+    text = _one_line(error)
+    return "must be " + text.split(" must be ", 1)[1] if " must be " in text else text
+
+
+def _option_type(name: str, convert: Callable) -> Callable:
+    """``convert`` as an argparse type named ``name``; its InvalidInputError becomes the message."""
+
+    def option(text: str):
+        try:
+            return convert(text)
+        except InvalidInputError as error:
+            raise argparse.ArgumentTypeError(_short(error)) from error
+
+    option.__name__ = name
+    return option
+
+
+def _int_at_least(minimum: int) -> Callable:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise fail("value", f"an int >= {minimum}", text)
+        return value
+
+    return _option_type("int", convert)
+
+
+def _existing_file(text: str) -> str:
+    if not Path(text).is_file():
+        raise fail("path", "an existing file", text)
+    return text
+
+
+def _frame_file(text: str) -> str:
+    try:
+        frame_format(text)
+    except ValueError as error:  # a check of the name alone, whose message argparse would hide
+        raise argparse.ArgumentTypeError(_one_line(error)) from error
+    return _existing_file(text)
+
+
+def _out_frame(text: str) -> str:
+    try:
+        kind = frame_format(text)
+    except ValueError:
+        kind = None
+    if kind not in ("parquet", "pickle"):
+        raise fail("path", "a .parquet file (or .p/.pkl for pickle)", text)
+    return text
+
+
+def _model(text: str) -> tuple[str, tuple]:
+    """:func:`parse_model_spec`, with a weights path that must be a file."""
+    label, (base, weights, seed) = parse_model_spec(text)
+    if weights not in ("trained", "random") and "://" not in weights:
+        if not Path(weights).is_file():
+            raise fail("value", "NAME:WEIGHTS with WEIGHTS trained, random, a URL or an "
+                       f"existing file; there is no file {weights!r}", text)
+    return label, (base, weights, seed)
+
+
+def _device(text: str) -> str:
+    check_device(text)
+    return text
+
+
+def _layers(text: str) -> tuple[str, list[str]]:
+    label, sep, names = text.rpartition("=")
+    layers = [name.strip() for name in names.split(",") if name.strip()]
+    if not layers or (sep and not label):
+        raise fail("value", "[MODEL=]L1,L2, e.g. conv1,fc3 or alexnet=conv1", text)
+    return label, layers
+
+
+def _where(text: str) -> tuple[str, str]:
+    column, sep, value = text.partition("=")
+    if not sep or not column:
+        raise fail("value", "COLUMN=VALUE, e.g. activation_type=unit_level", text)
+    return column, value
+
+
+_INT = {minimum: _int_at_least(minimum) for minimum in (0, 1, 32)}
+_EXISTING_FILE = _option_type("file", _existing_file)
+_FRAME_FILE = _option_type("frame file", _frame_file)
+_OUT_FRAME = _option_type("output file", _out_frame)
+_DEVICE = _option_type("device", _device)
+_MODEL = _option_type("model", _model)
+_LAYERS = _option_type("layers", _layers)
+_WHERE = _option_type("condition", _where)
+
+
+# ---------------------------------------------------------------------------
+# The subcommands
+# ---------------------------------------------------------------------------
+
+
+def _which_layers(options: Sequence[tuple[str, list[str]]], labels: Sequence[str]) -> dict | None:
+    """``--layers`` values as ``get_rdms``'s ``which_layers`` (None: every layer)."""
+    if not options:
         return None
-    shared: list[str] = []
-    per_model: dict[str, list[str]] = {}
-    for text in layer_args:
-        label, sep, names = text.rpartition("=")
-        layers = [name.strip() for name in names.split(",") if name.strip()]
-        if not layers:
-            raise UsageError(f"--layers needs layer names, e.g. conv1,fc3; got {text!r} instead.")
-        if not sep:
-            shared.extend(layers)
-        elif label not in model_labels:
-            raise UsageError(
-                f"--layers {text!r} names the model {label!r}, which is not one of the "
-                f"--model labels {list(model_labels)}."
+    for label, _ in options:
+        if label and label not in labels:
+            raise InvalidInputError(
+                f"--layers must name one of the --model labels {list(labels)}; got {label!r} "
+                "instead."
             )
-        else:
-            per_model.setdefault(label, []).extend(layers)
     chosen = {
-        label: list(dict.fromkeys(per_model.get(label, []) + shared)) for label in model_labels
+        label: list(dict.fromkeys(n for key, names in options if key in ("", label) for n in names))
+        for label in labels
     }
     return {label: layers for label, layers in chosen.items() if layers}
 
@@ -207,85 +294,33 @@ def _count_rows(path: Path) -> int:
         return 0
     if frame_format(path) == "parquet":
         return pq.read_metadata(path).num_rows
-    return len(load_frame(path))
-
-
-def _check_out(path: str, allowed: Sequence[str], option: str = "--out") -> Path:
-    try:
-        kind = frame_format(path)
-    except ValueError:
-        kind = None
-    if kind not in allowed:
-        raise UsageError(
-            f"{option} must be a .parquet file (or .p/.pkl for pickle); got {path!r} instead."
-        )
-    return Path(path)
-
-
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], option: str, source: str) -> None:
-    missing = [column for column in dict.fromkeys(columns) if column not in frame.columns]
-    if missing:
-        raise UsageError(
-            f"The column(s) {missing} named by {option} are not in {source!r}; its columns "
-            f"are {list(frame.columns)}."
-        )
-
-
-# ---------------------------------------------------------------------------
-# pfa rdms
-# ---------------------------------------------------------------------------
+    return len(load_frame(path, allow_pickle=True))  # the command's own output file
 
 
 def _run_rdms(args: argparse.Namespace) -> int:
-    verbose = not args.quiet
-    overlap = sorted(set(args.entry) & set(args.group))
-    if overlap:
-        raise UsageError(f"The column(s) {overlap} cannot be both --entry and --group variables.")
-    out = _check_out(args.out, ("parquet", "pickle"))
-    specs = dict(parse_model_spec(text, args.seed) for text in args.model)
-    if len(specs) != len(args.model):
-        raise UsageError(
-            f"Two --model options got the same label ({list(specs)} from {args.model}); "
-            "name them, e.g. --model mine=alexnet:random."
-        )
-    which_layers = _which_layers(args.layers, list(specs))
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        raise UsageError(f"--device must be cpu or cuda; got {args.device!r} instead.") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device} needs a CUDA GPU, and torch finds none.")
-    if args.image_size < 32:
-        raise UsageError(f"--image-size must be at least 32 pixels; got {args.image_size} instead.")
+    models_dict = {}
+    for label, (base, weights, _) in args.model:
+        if label in models_dict:
+            raise InvalidInputError(
+                f"Each --model must have its own label; got {label!r} twice instead (name "
+                "them, e.g. --model mine=alexnet:random)."
+            )
+        models_dict[label] = (base, weights, args.seed)
+    which_layers = _which_layers(args.layers, list(models_dict))
     rows = read_study(args.study, [*args.entry, *args.group])
     image_sets = package_image_sets(rows, args.entry, args.group)
-    models = {}
-    for label, spec in specs.items():
-        try:
-            models.update(prepare_models({label: spec}))
-        except (OSError, RuntimeError) as error:
-            raise UsageError(
-                f"Could not load the weights of --model {label}={spec[0]}:{spec[1]}: {error}"
-            ) from error
+    models = prepare_models(models_dict)
+    out = Path(args.out)
     before = 0 if args.overwrite else _count_rows(out)
     start = time.perf_counter()
     frame = get_rdms(
-        image_sets,
-        models,
-        out,
-        args.name or Path(args.study).stem,
-        which_layers=which_layers,
-        dissim_metrics=args.metric or ["corr"],
-        num_perms=args.perms,
-        num_cores=args.cores,
-        verbose=verbose,
-        append=not args.overwrite,
-        batch_size=args.batch_size,
-        device=args.device,
-        transform=None if args.image_size == 224 else default_transform(args.image_size),
-        random_state=args.seed,
+        image_sets, models, out, args.name or Path(args.study).stem,
+        which_layers=which_layers, dissim_metrics=args.metric or ["corr"],
+        num_perms=args.perms, num_cores=args.cores, verbose=not args.quiet,
+        append=not args.overwrite, batch_size=args.batch_size, device=args.device,
+        transform=default_transform(args.image_size), random_state=args.seed,
     )
-    if verbose:
+    if not args.quiet:
         print(
             f"pfa rdms: {len(frame)} RDMs in {out} ({len(frame) - before} computed now, "
             f"{before} already there; {len(image_sets)} image sets x {len(models)} model(s)) "
@@ -294,297 +329,44 @@ def _run_rdms(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------
-# pfa meta
-# ---------------------------------------------------------------------------
-
-
-def _apply_where(frame: pd.DataFrame, conditions: Sequence[str], source: str) -> pd.DataFrame:
-    for condition in conditions:
-        column, sep, value = condition.partition("=")
-        if not sep or not column:
-            raise UsageError(
-                f"--where must be COLUMN=VALUE, e.g. activation_type=unit_level; got "
-                f"{condition!r} instead."
+def _apply_where(frame: pd.DataFrame, conditions: Sequence[tuple[str, str]],
+                 source: str) -> pd.DataFrame:
+    """The rows whose ``column`` reads as ``value`` for every ``--where COLUMN=VALUE``."""
+    for column, value in conditions:
+        if column not in frame.columns:
+            raise InvalidInputError(
+                f"--where must name a column of {source!r} ({list(frame.columns)}); got "
+                f"{column!r} instead."
             )
-        _check_columns(frame, [column], "--where", source)
         as_text = frame[column].map(str)
         if not (as_text == value).any():
             values = sorted(set(as_text))
-            raise UsageError(
-                f"--where {condition!r} matches no row of {source!r}; the values of {column!r} "
-                f"are {values[:20]}{' ...' if len(values) > 20 else ''}."
+            raise InvalidInputError(
+                f"--where {column}=... must give a value of {column!r} in {source!r} "
+                f"({values[:20]}{' ...' if len(values) > 20 else ''}); got {value!r} instead."
             )
         frame = frame[as_text == value]
     return frame.reset_index(drop=True)
 
 
 def _run_meta(args: argparse.Namespace) -> int:
-    verbose = not args.quiet
-    out = _check_out(args.out, ("parquet", "pickle"))
-    source = Path(args.frame)
-    try:
-        frame_format(source)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    if not source.is_file():
-        raise UsageError(f"The frame file {args.frame!r} does not exist.")
-    frame = load_frame(source)
+    frame = load_frame(args.frame, allow_pickle=args.allow_pickle)
     frame = _apply_where(frame, args.where or [], args.frame)
-    grouping = args.group or "rest"
-    _check_columns(frame, args.entry, "--entry", args.frame)
-    if grouping != "rest":
-        _check_columns(frame, grouping, "--group", args.frame)
-        overlap = sorted(set(args.entry) & set(grouping))
-        if overlap:
-            raise UsageError(
-                f"The column(s) {overlap} cannot be both --entry and --group variables."
-            )
     start = time.perf_counter()
     meta = get_meta_rdms(
-        frame,
-        out,
-        args.entry,
-        grouping_variables=grouping,
-        df_name=args.name,
-        num_perms=args.perms,
-        dissim_metrics=args.metric or ["corr"],
-        random_state=args.seed,
-        verbose=verbose,
+        frame, Path(args.out), args.entry, grouping_variables=args.group or "rest",
+        df_name=args.name, num_perms=args.perms, dissim_metrics=args.metric or ["corr"],
+        random_state=args.seed, verbose=not args.quiet,
     )
-    if verbose:
+    if not args.quiet:
         size = len(meta["entry_keys"].iloc[0]) if len(meta) else 0
         plural = "" if len(meta) == 1 else "s"
         print(
             f"pfa meta: {len(meta)} meta-RDM{plural} of {size} entries "
-            f"({', '.join(args.entry)}) from {len(frame)} RDMs in {out} in "
+            f"({', '.join(args.entry)}) from {len(frame)} RDMs in {args.out} in "
             f"{time.perf_counter() - start:.0f} s."
         )
     return 0
-
-
-# ---------------------------------------------------------------------------
-# pfa demo
-# ---------------------------------------------------------------------------
-
-
-def _local_alexnet_checkpoint() -> Path:
-    """Where torchvision keeps AlexNet's trained weights once downloaded."""
-    from torchvision.models import AlexNet_Weights
-
-    filename = os.path.basename(urllib.parse.urlparse(AlexNet_Weights.DEFAULT.url).path)
-    return Path(torch.hub.get_dir(), "checkpoints", filename)
-
-
-def _demo_weights() -> str:
-    """``'trained'`` when AlexNet's trained weights are on this machine, else ``'random'``."""
-    return "trained" if _local_alexnet_checkpoint().is_file() else "random"
-
-
-def _finite_entries(row: pd.Series) -> list:
-    """Entry keys of an RDM without NaN in their row, for MDS."""
-    matrix = np.asarray(row["matrix"], dtype=float)
-    keep = ~np.isnan(matrix).any(axis=1)
-    return [key for key, kept in zip(row["entry_keys"], keep) if kept]
-
-
-def _select(frame: pd.DataFrame, **values) -> pd.DataFrame:
-    mask = np.ones(len(frame), dtype=bool)
-    for column, value in values.items():
-        mask &= (frame[column] == value).to_numpy()
-    return frame[mask].reset_index(drop=True)
-
-
-def _mds_png(row_frame: pd.DataFrame, path: Path, title: str, **options) -> None:
-    import matplotlib.pyplot as plt
-
-    from .meta import subset_rdm_df
-    from .plotting import rdm_mds
-
-    finite = _finite_entries(row_frame.iloc[0])
-    if len(finite) < len(row_frame["entry_keys"].iloc[0]):
-        kept = set(finite)
-        row_frame = subset_rdm_df(row_frame, finite)
-        if "cond_pics" in options:
-            options["cond_pics"] = {k: v for k, v in options["cond_pics"].items() if k in kept}
-        if "line_trajectories" in options:
-            options["line_trajectories"] = [
-                ([key for key in keys if key in kept], style)
-                for keys, style in options["line_trajectories"]
-            ]
-    result = rdm_mds(
-        row_frame, fig_title=title, show=False, save_opts={"fname": path, "dpi": 100},
-        return_result=True, **options,
-    )
-    plt.close(result.fig)
-
-
-def _demo_plots(
-    rdm_df: pd.DataFrame,
-    meta_rdm: pd.DataFrame,
-    layer_meta: pd.DataFrame,
-    stimuli: list[dict],
-    layers: list[str],
-    label: str,
-    plots_dir: Path,
-    verbose: bool,
-) -> None:
-    """The demo's MDS plots and heatmap grids (unit-level activations, 1 - Pearson r)."""
-    import matplotlib.pyplot as plt
-
-    from .plotting import plot_rdm_grid
-
-    picture = {(s["obj"], s["color"]): s["path"] for s in stimuli}
-    objects = list(dict.fromkeys(s["obj"] for s in stimuli))
-    colors = list(dict.fromkeys(s["color"] for s in stimuli))
-    corr = {"activation_type": "unit_level", "dissim_metric": "corr"}
-    with tqdm(total=5, desc="plots", unit="plot", disable=not verbose) as bar:
-        _mds_png(
-            _select(rdm_df, layer=_DEMO_PLOT_LAYER, obj=objects[0], **corr),
-            plots_dir / "mds_colors.png",
-            f"{objects[0]}: its colours in {_DEMO_PLOT_LAYER} ({label})",
-            cond_pics={(color,): picture[objects[0], color] for color in colors},
-        )
-        bar.update(1)
-        _mds_png(
-            _select(meta_rdm, layer=_DEMO_PLOT_LAYER, dissim_metric_sub="corr", **corr),
-            plots_dir / "mds_objects.png",
-            f"Colour spaces of the objects in {_DEMO_PLOT_LAYER} ({label})",
-            cond_pics={(obj,): picture[obj, colors[0]] for obj in objects},
-        )
-        bar.update(1)
-        line_colors = ("black", "tab:blue", "tab:orange", "tab:green")
-        _mds_png(
-            _select(layer_meta, dissim_metric_sub="corr", **corr),
-            plots_dir / "mds_trajectories.png",
-            f"Each object's colour space through the layers ({label})",
-            cond_pics={(obj, layers[-1]): picture[obj, colors[0]] for obj in objects},
-            line_trajectories=[
-                ([(obj, layer) for layer in layers], {"linewidth": 1, "c": line_color})
-                for obj, line_color in zip(objects, line_colors)
-            ],
-            plot_opts={"s": 12},
-        )
-        bar.update(1)
-        grids = (
-            (_select(rdm_df, obj=objects[0], **corr), "heatmaps_colors.png",
-             f"{objects[0]}: its colour RDM in each layer ({label}, 1 - Pearson r)"),
-            (_select(meta_rdm, dissim_metric_sub="corr", **corr), "heatmaps_objects.png",
-             f"The objects' second-order RDM in each layer ({label}, 1 - Pearson r)"),
-        )
-        for frame, name, title in grids:
-            in_order = frame.iloc[np.argsort(frame["layer"].map(layers.index).to_numpy())]
-            fig = plot_rdm_grid(in_order, col="layer", col_wrap=6, height=2.0)
-            fig.suptitle(title)
-            fig.savefig(plots_dir / name, dpi=80)
-            plt.close(fig)
-            bar.update(1)
-
-
-def run_demo(out_dir: str | os.PathLike = "pfa_demo", verbose: bool = True) -> dict:
-    """Run the user guide's study end to end and write every result to a folder.
-
-    Draws 4 objects x 4 colours (:func:`~pytorch_feature_analysis.save_synthetic_stimuli`),
-    runs them through AlexNet -- its trained weights when torchvision's
-    checkpoint is already in the torch hub cache, otherwise random weights
-    (seed 0); nothing is downloaded --, and writes:
-
-    - ``stimuli/``: the 16 images (PNG);
-    - ``rdms.parquet``: the RDM frame (``get_rdms``; metrics ``corr`` and
-      ``euclidean_distance``; every layer; both activation types);
-    - ``meta_rdms.parquet``: second-order RDMs whose entries are the objects,
-      one per model, layer, activation type and metric;
-    - ``meta_rdms_obj_layer.parquet``: second-order RDMs whose entries are
-      (object, layer), one per model, activation type and metric;
-    - ``meta_meta_rdms.parquet``: third-order RDMs of the previous frame,
-      whose entries are the activation types;
-    - ``plots/mds_colors.png`` (first-order MDS of one object's colours, with
-      the pictures), ``plots/mds_objects.png`` (second-order MDS of the
-      objects, with pictures), ``plots/mds_trajectories.png`` (each object's
-      path through the layers), ``plots/heatmaps_colors.png`` (one object's
-      colour RDM in every layer) and ``plots/heatmaps_objects.png`` (the
-      objects' second-order RDM in every layer).
-
-    Parameters
-    ----------
-    out_dir : path-like, default 'pfa_demo'
-        Folder to write into (created if needed; files of an earlier demo are
-        replaced).
-    verbose : bool, default True
-        Show progress bars.
-
-    Returns
-    -------
-    dict
-        ``{'stimuli', 'rdms', 'meta_rdms', 'meta_rdms_obj_layer',
-        'meta_meta_rdms', 'plots'}`` -> paths, plus ``'model'`` (the model's
-        label, ``'alexnet'`` or ``'alexnet_random'``), ``'weights'``
-        (``'trained'`` or ``'random'``) and ``'counts'`` (rows per frame).
-
-    Examples
-    --------
-    >>> result = run_demo('pfa_demo', verbose=False)  # doctest: +SKIP
-    >>> result['counts']['rdms']  # doctest: +SKIP
-    352
-    """
-    out_dir = Path(out_dir)
-    plots_dir = out_dir / "plots"
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "stimuli": out_dir / "stimuli",
-        "rdms": out_dir / "rdms.parquet",
-        "meta_rdms": out_dir / "meta_rdms.parquet",
-        "meta_rdms_obj_layer": out_dir / "meta_rdms_obj_layer.parquet",
-        "meta_meta_rdms": out_dir / "meta_meta_rdms.parquet",
-        "plots": plots_dir,
-    }
-
-    stimuli = save_synthetic_stimuli(
-        paths["stimuli"], num_objects=_DEMO_OBJECTS, colors=_DEMO_COLORS
-    )
-    image_sets = package_image_sets(stimuli, ["color"], ["obj"])
-
-    weights = _demo_weights()
-    label = _DEMO_MODEL if weights == "trained" else f"{_DEMO_MODEL}_random"
-    models = prepare_models({label: (_DEMO_MODEL, weights)}, random_state=0)
-
-    rdm_df = get_rdms(
-        image_sets, models, paths["rdms"], "one_object_color_rdms",
-        dissim_metrics=_DEMO_METRICS, verbose=verbose, append=False,
-    )
-    meta_rdm = get_meta_rdms(
-        rdm_df, paths["meta_rdms"], ["obj"],
-        grouping_variables=["model", "layer", "activation_type", "dissim_metric"],
-        df_name="color_space_across_objects_meta_rdm", dissim_metrics=_DEMO_METRICS,
-        verbose=verbose,
-    )
-    layer_meta = get_meta_rdms(
-        rdm_df, paths["meta_rdms_obj_layer"], ["obj", "layer"],
-        grouping_variables=["model", "activation_type", "dissim_metric"],
-        df_name="color_space_across_objects_and_layers_meta_rdm", dissim_metrics=_DEMO_METRICS,
-        verbose=verbose,
-    )
-    meta_meta = get_meta_rdms(
-        layer_meta, paths["meta_meta_rdms"], ["activation_type"],
-        grouping_variables=["model", "dissim_metric", "dissim_metric_sub"],
-        df_name="activation_type_meta_meta_rdm", dissim_metrics=_DEMO_METRICS, verbose=verbose,
-    )
-
-    layers = list(dict.fromkeys(rdm_df.sort_values("layer_num", kind="stable")["layer"]))
-    _demo_plots(rdm_df, meta_rdm, layer_meta, stimuli, layers, label, plots_dir, verbose)
-    return {
-        **paths,
-        "model": label,
-        "weights": weights,
-        "counts": {
-            "rdms": len(rdm_df),
-            "meta_rdms": len(meta_rdm),
-            "meta_rdms_obj_layer": len(layer_meta),
-            "meta_meta_rdms": len(meta_meta),
-            "stimuli": len(stimuli),
-            "layers": len(layers),
-        },
-    }
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -592,21 +374,16 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     start = time.perf_counter()
-    result = run_demo(args.out, verbose=not args.quiet)
+    result = run_demo(args.out, weights=args.weights, verbose=not args.quiet)
     if args.quiet:
         return 0
     counts, out = result["counts"], Path(args.out)
-    weights = (
-        "trained weights from the torch hub cache" if result["weights"] == "trained"
-        else f"random weights, seed 0: no trained weights at {_local_alexnet_checkpoint()}"
-    )
     lines = [
-        f"pfa demo: {counts['stimuli']} images ({_DEMO_OBJECTS} objects x "
-        f"{len(_DEMO_COLORS)} colours) through AlexNet ({weights}) in "
-        f"{time.perf_counter() - start:.0f} s. Written to {out}/:",
-        f"  stimuli/                     the {counts['stimuli']} images",
-        f"  rdms.parquet                 {counts['rdms']} RDMs ({_DEMO_OBJECTS} objects x "
-        f"{counts['layers']} layers x 2 metrics x 2 activation types)",
+        f"pfa demo: {counts['stimuli']} images through AlexNet ({result['weights_source']}) "
+        f"in {time.perf_counter() - start:.0f} s. Written to {out}/:",
+        f"  stimuli/                     the {counts['stimuli']} images (objects x colours)",
+        f"  rdms.parquet                 {counts['rdms']} RDMs (objects x {counts['layers']} "
+        "layers x 2 metrics x 2 activation types)",
         f"  meta_rdms.parquet            {counts['meta_rdms']} second-order RDMs (entries: obj)",
         f"  meta_rdms_obj_layer.parquet  {counts['meta_rdms_obj_layer']} second-order RDMs "
         "(entries: obj x layer)",
@@ -693,113 +470,162 @@ _DEMO_EPILOG = """\
 Writes into --out: stimuli/ (16 PNG images of 4 objects x 4 colours),
 rdms.parquet, meta_rdms.parquet, meta_rdms_obj_layer.parquet,
 meta_meta_rdms.parquet and plots/ (MDS plots with the pictures, RDM heatmaps).
-AlexNet uses its trained weights when torchvision's checkpoint is already in
-the torch hub cache (TORCH_HOME), random weights (seed 0) otherwise; nothing is
-downloaded.
+AlexNet uses its trained ImageNet weights: from the torch hub cache
+($TORCH_HOME/hub/checkpoints), else downloaded there once (233 MB). Offline,
+it falls back at once to random weights (seed 0) with a one-line notice;
+--weights trained or --weights random forces either.
 
-example:
+examples:
   pfa demo --out pfa_demo
+  pfa demo --weights random        # no download, no network
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``pfa`` command.
 
-    Examples
-    --------
-    >>> build_parser().parse_args(['demo']).out
-    'pfa_demo'
+class _BadOption(SystemExit):
+    """A bad option value: argparse's exit (status 2), which :func:`main` turns into its status."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reporting a bad option value as one line (``pfa rdms: error: ...``).
+
+    Other mistakes (no command, a required option left out) keep argparse's
+    usage message.
     """
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="pfa",
-        description="Representational similarity analysis (RSA) of images in PyTorch CNNs:\n"
-        "RDMs per layer, meta-RDMs of any order, MDS plots, parquet tables.",
-        epilog=_MAIN_EPILOG,
-        formatter_class=formatter,
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
-    quiet = argparse.ArgumentParser(add_help=False)
-    quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no summary")
+    def error(self, message: str) -> NoReturn:
+        cause = sys.exc_info()[1]
+        if not isinstance(cause, argparse.ArgumentError) or cause.argument_name is None:
+            super().error(message)
+        print(f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')",
+              file=sys.stderr)
+        raise _BadOption(2)
 
+
+def _add_demo(commands, parents: list) -> None:
     demo = commands.add_parser(
-        "demo", parents=[quiet], formatter_class=formatter, epilog=_DEMO_EPILOG,
-        help="run the user guide's study on synthetic images (a minute, no downloads)",
+        "demo", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_DEMO_EPILOG,
+        help="run the user guide's study on synthetic images (a minute on a CPU)",
         description="Run the user guide's study end to end on synthetic images: RDMs,\n"
         "meta-RDMs of second and third order, MDS plots and heatmaps.",
     )
     demo.add_argument("--out", default="pfa_demo", metavar="DIR",
                       help="folder to write into (default: ./pfa_demo)")
+    demo.add_argument("--weights", choices=("auto", "trained", "random"), default="auto",
+                      help="AlexNet's weights: trained (cached or downloaded), random (seed 0), "
+                      "or auto: trained when cached or online, else random (default)")
     demo.set_defaults(handler=_run_demo)
 
+
+def _add_rdms(commands, parents: list) -> None:
     rdms = commands.add_parser(
-        "rdms", parents=[quiet], formatter_class=formatter, epilog=_RDMS_EPILOG,
-        help="RDMs of your own images, listed in a CSV (resumable)",
+        "rdms", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_RDMS_EPILOG, help="RDMs of your own images, listed in a CSV (resumable)",
         description="Make one RDM per image set, model, layer, metric and activation type\n"
         "from the images listed in a CSV file, and save the RDM frame.",
     )
-    rdms.add_argument("study", metavar="STUDY.csv", help="one row per image: path + variables")
-    rdms.add_argument("--entry", action="append", required=True, metavar="VAR",
-                      help="variable that varies within an RDM (its entries); repeatable")
-    rdms.add_argument("--group", action="append", required=True, metavar="VAR",
-                      help="variable that varies between RDMs (an image set per value); "
-                      "repeatable")
-    rdms.add_argument("--model", action="append", required=True, metavar="[LABEL=]NAME:WEIGHTS",
-                      help="e.g. alexnet:random, alexnet:trained, mine=resnet50:w.pth; repeatable")
-    rdms.add_argument("--metric", action="append", choices=METRIC_NAMES, metavar="METRIC",
-                      help="dissimilarity metric (default: corr); repeatable")
-    rdms.add_argument("--layers", action="append", metavar="[MODEL=]L1,L2",
-                      help="only these layers (original_rgb is always kept), for every model "
-                      "or for the model labelled MODEL; default: every layer")
-    rdms.add_argument("--perms", type=int, default=0, metavar="N",
-                      help="also N RDMs with the entries' labels scrambled (default: 0)")
-    rdms.add_argument("--cores", type=int, default=1, metavar="N",
-                      help="image sets x models in N processes (default: 1)")
-    rdms.add_argument("--batch-size", type=int, default=32, metavar="N",
-                      help="images per forward pass (default: 32)")
-    rdms.add_argument("--image-size", type=int, default=224, metavar="PX",
-                      help="resize and crop images to PX x PX (default: 224)")
-    rdms.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    rdms.add_argument("--seed", type=int, default=0,
-                      help="seed of random weights and permutations (default: 0)")
-    rdms.add_argument("--name", metavar="DF_NAME",
-                      help="value of the df_name column (default: the CSV's file name)")
-    rdms.add_argument("--overwrite", action="store_true",
-                      help="recompute everything instead of adding to --out")
-    rdms.add_argument("--out", required=True, metavar="FILE.parquet", help="the RDM frame")
+    option = rdms.add_argument
+    option("study", type=_EXISTING_FILE, metavar="STUDY.csv",
+           help="one row per image: path + variables")
+    option("--entry", action="append", required=True, metavar="VAR",
+           help="variable that varies within an RDM (its entries); repeatable")
+    option("--group", action="append", required=True, metavar="VAR",
+           help="variable that varies between RDMs (an image set per value); repeatable")
+    option("--model", action="append", required=True, type=_MODEL,
+           metavar="[LABEL=]NAME:WEIGHTS",
+           help="e.g. alexnet:random, alexnet:trained, mine=resnet50:w.pth; repeatable")
+    option("--metric", action="append", choices=METRIC_NAMES, metavar="METRIC",
+           help="dissimilarity metric (default: corr); repeatable")
+    option("--layers", action="append", type=_LAYERS, metavar="[MODEL=]L1,L2",
+           help="only these layers (original_rgb is always kept), for every model or for the "
+           "model labelled MODEL; default: every layer")
+    option("--perms", type=_INT[0], default=0, metavar="N",
+           help="also N RDMs with the entries' labels scrambled (default: 0)")
+    option("--cores", type=_INT[1], default=1, metavar="N",
+           help="image sets x models in N processes (default: 1)")
+    option("--batch-size", type=_INT[1], default=32, metavar="N",
+           help="images per forward pass (default: 32)")
+    option("--image-size", type=_INT[32], default=224, metavar="PX",
+           help="resize and crop images to PX x PX (default: 224)")
+    option("--device", type=_DEVICE, default="cpu", help="cpu or cuda (default: cpu)")
+    option("--seed", type=_INT[0], default=0,
+           help="seed of random weights and permutations (default: 0)")
+    option("--name", metavar="DF_NAME",
+           help="value of the df_name column (default: the CSV's file name)")
+    option("--overwrite", action="store_true",
+           help="recompute everything instead of adding to --out")
+    option("--out", required=True, type=_OUT_FRAME, metavar="FILE.parquet", help="the RDM frame")
     rdms.set_defaults(handler=_run_rdms)
 
+
+def _add_meta(commands, parents: list) -> None:
     meta = commands.add_parser(
-        "meta", parents=[quiet], formatter_class=formatter, epilog=_META_EPILOG,
-        help="meta-RDMs (RDMs of RDMs) of an RDM frame, of any order",
+        "meta", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_META_EPILOG, help="meta-RDMs (RDMs of RDMs) of an RDM frame, of any order",
         description="Make meta-RDMs from a frame written by 'pfa rdms' or 'pfa meta'.",
     )
-    meta.add_argument("frame", metavar="FRAME.parquet", help="an RDM or meta-RDM frame")
-    meta.add_argument("--entry", action="append", required=True, metavar="COLUMN",
-                      help="column whose values are the meta-RDM's entries; repeatable")
-    meta.add_argument("--group", action="append", metavar="COLUMN",
-                      help="column fixed within a meta-RDM; repeatable (default: every other "
-                      "descriptive column)")
-    meta.add_argument("--metric", action="append", choices=METRIC_NAMES, metavar="METRIC",
-                      help="how two RDMs are compared (default: corr); repeatable")
-    meta.add_argument("--where", action="append", metavar="COLUMN=VALUE",
-                      help="use only the rows with this value, e.g. activation_type=unit_level; "
-                      "repeatable")
-    meta.add_argument("--perms", type=int, default=0, metavar="N",
-                      help="also N meta-RDMs with scrambled entries (default: 0)")
-    meta.add_argument("--seed", type=int, default=0, help="seed of the permutations (default: 0)")
-    meta.add_argument("--name", default="meta_rdm", metavar="DF_NAME",
-                      help="value of the df_name column (default: meta_rdm)")
-    meta.add_argument("--out", required=True, metavar="FILE.parquet", help="the meta-RDM frame")
+    option = meta.add_argument
+    option("frame", type=_FRAME_FILE, metavar="FRAME.parquet", help="an RDM or meta-RDM frame")
+    option("--allow-pickle", action="store_true",
+           help="read a .p/.pkl FRAME (unpickling runs code: only for files you trust)")
+    option("--entry", action="append", required=True, metavar="COLUMN",
+           help="column whose values are the meta-RDM's entries; repeatable")
+    option("--group", action="append", metavar="COLUMN",
+           help="column fixed within a meta-RDM; repeatable (default: every other "
+           "descriptive column)")
+    option("--metric", action="append", choices=METRIC_NAMES, metavar="METRIC",
+           help="how two RDMs are compared (default: corr); repeatable")
+    option("--where", action="append", type=_WHERE, metavar="COLUMN=VALUE",
+           help="use only the rows with this value, e.g. activation_type=unit_level; repeatable")
+    option("--perms", type=_INT[0], default=0, metavar="N",
+           help="also N meta-RDMs with scrambled entries (default: 0)")
+    option("--seed", type=_INT[0], default=0, help="seed of the permutations (default: 0)")
+    option("--name", default="meta_rdm", metavar="DF_NAME",
+           help="value of the df_name column (default: meta_rdm)")
+    option("--out", required=True, type=_OUT_FRAME, metavar="FILE.parquet",
+           help="the meta-RDM frame")
     meta.set_defaults(handler=_run_meta)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pfa`` command.
+
+    Option values are converted and checked as they are parsed; a bad one
+    stops the command with one line on stderr and exit status 2.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(['demo']).out
+    'pfa_demo'
+    >>> build_parser().parse_args(['demo', '--weights', 'random']).weights
+    'random'
+    """
+    parser = _Parser(
+        prog="pfa",
+        description="Representational similarity analysis (RSA) of images in PyTorch CNNs:\n"
+        "RDMs per layer, meta-RDMs of any order, MDS plots, parquet tables.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no summary")
+    for add in (_add_demo, _add_rdms, _add_meta):
+        add(commands, [quiet])
     return parser
 
 
-def _one_line(error: BaseException) -> str:
-    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(message).split())
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split())
+
+
+def _os_error_line(error: OSError, out: str) -> str:
+    """The error in one line, naming the file (or, when the error names none, ``--out``)."""
+    if error.filename is None and error.strerror:
+        return f"{_one_line(error)} (writing {out})"
+    return _one_line(error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -813,21 +639,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success; 2 for a mistake in the input (one line on stderr);
-        130 when interrupted.
+        0 on success; 2 for a mistake in the input (a bad option value, or
+        the library's :class:`~pytorch_feature_analysis.InvalidInputError`)
+        and 1 for a file that cannot be read or written (an :class:`OSError`),
+        each with one line on stderr; 130 when interrupted. Any other
+        exception is a bug and propagates with its traceback.
+
+    Raises
+    ------
+    SystemExit
+        From argparse: status 0 after ``--help``; 2, with the usage, without
+        a command or a required option.
 
     Examples
     --------
     >>> main(['meta', 'no_such_frame.parquet', '--entry', 'obj', '--out', 'm.parquet'])
     2
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _BadOption as bad:
+        return bad.code
     try:
         return args.handler(args)
-    except (UsageError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    except InvalidInputError as error:
         print(f"pfa {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"pfa {args.command}: error: {_os_error_line(error, args.out)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = "; run the same command again to resume" if args.command == "rdms" else ""
         print(f"pfa {args.command}: interrupted{hint}.", file=sys.stderr)

@@ -1,6 +1,8 @@
 """The ``pfa`` command: help, ``pfa rdms`` / ``pfa meta`` against the library, resuming,
-one-line errors, and the demo."""
+one-line errors (exit 2 for the input, 1 for files), bugs left loud, and the demo."""
 
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +12,10 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from torchvision.models import AlexNet_Weights
 
 import pytorch_feature_analysis as pfa
 import pytorch_feature_analysis.rdms as rdms_module
-from pytorch_feature_analysis import cli
+from pytorch_feature_analysis import cli, demo
 from pytorch_feature_analysis.cli import main
 
 LAYERS = ["conv1", "fc3"]
@@ -261,6 +262,146 @@ def test_errors_are_one_line_and_exit_2(case, study, tmp_path, capsys):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def one_error_line(capsys, command):
+    """The only line on stderr, a one-line error of ``pfa command``."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"pfa {command}: error: ")
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--perms", "-1", "'-1'"),
+    ("--cores", "0", "'0'"),
+    ("--batch-size", "many", "'many'"),
+    ("--image-size", "16", "'16'"),
+    ("--seed", "1.5", "'1.5'"),
+    ("--metric", "pearson", "'pearson'"),
+    ("--layers", "alexnet_random=", "'alexnet_random='"),
+    ("--layers", "=conv1", "'=conv1'"),
+    ("--model", "alexnet:", "'alexnet:'"),
+])
+def test_bad_option_values_exit_2_with_argparses_message(option, value, named, study, tmp_path,
+                                                          capsys):
+    capsys.readouterr()
+    assert main(rdms_args(study[0], tmp_path / "o.parquet", option, value)) == 2
+    line = one_error_line(capsys, "rdms")
+    assert f"argument {option}" in line and named in line
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--where", "layer"], "'layer'"),
+    (["--perms", "-2"], "'-2'"),
+    (["--metric", "tau"], "'tau'"),
+])
+def test_bad_meta_option_values_exit_2(args, named, tmp_path, capsys):
+    frame = tmp_path / "frame.parquet"
+    pfa.save_frame(pd.DataFrame({"obj": ["a"], "matrix": [np.zeros((2, 2))]}), frame)
+    capsys.readouterr()
+    assert main(["meta", str(frame), "--entry", "obj", *args, "--out", str(tmp_path / "m.parquet")]) == 2
+    assert named in one_error_line(capsys, "meta")
+
+
+def test_bad_demo_weights_exit_2(tmp_path, capsys):
+    assert main(["demo", "--weights", "pretrained", "--out", str(tmp_path / "demo")]) == 2
+    assert "'pretrained'" in one_error_line(capsys, "demo")
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.fixture
+def tiny_frame(tmp_path):
+    """A frame file that loads (the meta-RDM step itself is patched in these tests)."""
+    frame = tmp_path / "frame.parquet"
+    pfa.save_frame(pd.DataFrame({"obj": ["a", "b"], "matrix": [np.zeros((2, 2))] * 2}), frame)
+    return frame
+
+
+def meta_args(frame, out):
+    return ["meta", str(frame), "--entry", "obj", "--quiet", "--out", str(out)]
+
+
+@pytest.mark.parametrize("error, named", [
+    (PermissionError(errno.EACCES, "Permission denied", "/data/locked/m.parquet"),
+     "/data/locked/m.parquet"),
+    (OSError(errno.ENOSPC, "No space left on device"), "m.parquet"),
+])
+def test_file_errors_exit_1_with_one_line_naming_the_file(error, named, tiny_frame, tmp_path,
+                                                          monkeypatch, capsys):
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "get_meta_rdms", failing)
+    assert main(meta_args(tiny_frame, tmp_path / "m.parquet")) == 1
+    line = one_error_line(capsys, "meta")
+    assert named in line and error.strerror in line
+
+
+def test_a_read_only_output_folder_exits_1(study, tmp_path, capsys):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("this user (root?) may write into a 0o500 folder")
+        out = folder / "rdms.parquet"
+        assert main(rdms_args(study[0], out, "--layers", "conv1")) == 1
+        assert str(folder) in one_error_line(capsys, "rdms")
+        assert not out.exists()
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("bug", [RuntimeError("a bug"), KeyError("matrix"), ValueError("a bug")])
+def test_an_internal_bug_is_not_reported_as_a_usage_error(bug, tiny_frame, tmp_path,
+                                                          monkeypatch, capsys):
+    """Only InvalidInputError is the user's mistake; a plain ValueError or KeyError is a bug."""
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(cli, "get_meta_rdms", broken)
+    with pytest.raises(type(bug)) as raised:
+        main(meta_args(tiny_frame, tmp_path / "m.parquet"))
+    assert raised.value is bug
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_usage_error_is_the_librarys_one_exception_class():
+    assert cli.UsageError is pfa.InvalidInputError
+
+
+def test_meta_reads_a_pickle_only_with_allow_pickle(tmp_path, capsys):
+    stimuli = pfa.make_synthetic_stimuli(num_objects=3, colors=(0, 120, 240), size=32)
+    pickled = tmp_path / "rdms.pkl"
+    rdm_df = pfa.get_rdms(
+        pfa.package_image_sets(stimuli, ["color"], ["obj"]),
+        pfa.prepare_models({"alexnet": ("alexnet", "random")}), pickled,
+        which_layers={"alexnet": ["conv1"]}, verbose=False,
+    )
+    groups = [arg for group in ("model", "layer", "activation_type", "dissim_metric")
+              for arg in ("--group", group)]
+    out = tmp_path / "meta.parquet"
+    capsys.readouterr()
+    assert main(meta_args(pickled, out) + groups) == 2
+    assert "allow_pickle" in one_error_line(capsys, "meta")
+    assert main(meta_args(pickled, out) + groups + ["--allow-pickle"]) == 0
+    expected = pfa.get_meta_rdms(rdm_df, None, ["obj"], grouping_variables=groups[1::2],
+                                 verbose=False)
+    assert_frames_equal(pfa.load_frame(out), expected)
+
+
+@pytest.mark.skipif(demo._unreachable(demo._checkpoint_url()) is None,
+                    reason="this machine can download AlexNet's weights")
+def test_demo_with_trained_weights_offline_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
+    assert main(["demo", "--weights", "trained", "--out", str(tmp_path / "demo")]) == 1
+    line = one_error_line(capsys, "demo")
+    assert "alexnet-owt-7be5be79.pth" in line and "random" in line
+    assert not (tmp_path / "demo").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_one_line(study, tmp_path, capsys):
     assert main(rdms_args(study[0], tmp_path / "o.parquet", "--device", "cuda")) == 2
@@ -277,21 +418,10 @@ def test_duplicate_images_in_the_study_are_one_line(study, tmp_path, capsys):
     assert len(err) == 1 and "('000',)" in err[0]
 
 
-def test_demo_looks_for_the_cached_alexnet_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    checkpoint = cli._local_alexnet_checkpoint()
-    filename = AlexNet_Weights.DEFAULT.url.rsplit("/", 1)[1]
-    assert checkpoint == tmp_path / "hub" / "checkpoints" / filename
-    assert cli._demo_weights() == "random"
-    checkpoint.parent.mkdir(parents=True)
-    checkpoint.write_bytes(b"")
-    assert cli._demo_weights() == "trained"
-
-
 def test_demo_writes_the_study(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights_here"))
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--weights", "random"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()
     assert 3 <= len(summary) <= 10
     assert str(out) in summary[0] and "random weights" in summary[0]
