@@ -138,7 +138,12 @@ def frame_to_table(df):
              **column}
         )
     blob = json.dumps(
-        {"format_version": FORMAT_VERSION, "index": "not stored", "columns": columns}
+        {
+            "format_version": FORMAT_VERSION,
+            "index": "not stored",
+            "rows": len(df),
+            "columns": columns,
+        }
     ).encode()
     metadata = dict(native_table.schema.metadata or {})
     metadata[METADATA_KEY] = blob
@@ -174,6 +179,8 @@ def table_to_frame(table):
     """
     metadata = table.schema.metadata or {}
     if METADATA_KEY not in metadata:
+        if CHECKSUM_KEY in metadata:
+            raise StoredFormatError("its metadata is missing beside its checksum")
         return table.to_pandas()
     try:
         return _decode_table(table, _stored_columns(table, metadata))
@@ -213,6 +220,10 @@ def _stored_columns(table, metadata):
             f"it was written with format_version {version!r} of the file layout and this "
             f"version of pytorch_feature_analysis reads format_version {FORMAT_VERSION} "
             "and older; upgrade pytorch_feature_analysis to read it"
+        )
+    if description.get("rows", table.num_rows) != table.num_rows:
+        raise StoredFormatError(
+            f"it holds {table.num_rows} rows where {description['rows']} were written"
         )
     stored = {field.name: _type_text(field.type) for field in table.schema}
     for column in description["columns"]:

@@ -43,8 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._arrow_codec import METADATA_KEY  # noqa: F401 (the schema metadata key, for readers)
-from ._arrow_codec import StoredFormatError, frame_to_table, table_to_frame
+from ._arrow_codec import METADATA_KEY, StoredFormatError, frame_to_table, table_to_frame
 from ._validation import InvalidInputError, caller, check_bool, fail, public
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
@@ -385,12 +384,23 @@ def _unreadable(path, expected, error):
 def _read_parquet(path):
     try:
         table = pq.read_table(path, page_checksum_verification=True)
+        if METADATA_KEY not in (table.schema.metadata or {}) and _footer_names_codec(path):
+            raise StoredFormatError("its footer names this library's metadata, which is unreadable")
         return table_to_frame(table)
     except PermissionError:
         raise
     except (pa.ArrowException, OSError, StoredFormatError) as error:
         expected = "an intact parquet file (it is damaged if a page checksum does not match)"
         raise _unreadable(path, expected, error) from error
+
+
+def _footer_names_codec(path):
+    """Whether the parquet footer holds this library's metadata key (pyarrow lost it if so)."""
+    with open(path, "rb") as handle:
+        handle.seek(-8, os.SEEK_END)
+        length = int.from_bytes(handle.read(4), "little")
+        handle.seek(max(0, handle.tell() - 4 - length))
+        return METADATA_KEY in handle.read(length)
 
 
 def _read_csv(path):
