@@ -137,7 +137,7 @@ def layers_per_model(which_layers: Any, model_names: Sequence[str], param: str =
             raise fail(
                 param,
                 f"a dict keyed by models of models_dict ({list(model_names)})",
-                f"keys {unknown}, which are not in models_dict,",
+                f"{unknown}, which are not in models_dict,",
                 raw=True,
             )
         return {name: which_layers.get(name) for name in model_names}
@@ -211,6 +211,7 @@ class LayerNeed:
     per_channel: int
     fixed: int
     splittable: bool
+    why_whole: str = ""
 
     @property
     def total(self) -> int:
@@ -262,7 +263,7 @@ def plan_passes(needs: Sequence[LayerNeed], room: int, model_name: str) -> list[
 def _split(need: LayerNeed, room: int, model_name: str) -> list[Piece]:
     step = (room - need.fixed) // max(need.per_channel, 1)
     if not need.splittable or step < 1:
-        why = "" if need.splittable else " (its metrics or combinations need every feature at once)"
+        why = "" if need.splittable else need.why_whole
         raise fail(
             "max_memory",
             f"at least {format_bytes(need.per_channel * (need.channels if not need.splittable else 1) + need.fixed)}"

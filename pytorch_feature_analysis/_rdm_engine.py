@@ -109,7 +109,8 @@ class LayerWork:
                 if activation_type == "unit_level" and len(self.kernels[name]) < self.channels:
                     fixed += n_entries * len(self.kernels[name]) * spatial * FLOAT32
         fixed += len(self.entries.combinations) * self.channels * spatial * FLOAT32 * 2
-        return LayerNeed(self.label, self.channels, per_channel, fixed, splittable=not whole)
+        return LayerNeed(self.label, self.channels, per_channel, fixed, splittable=not whole,
+                         why_whole=" (its metrics or combinations need every feature at once)")
 
     def target(self, piece: Piece) -> LayerTarget:
         """Buffers on the device for one pass over channels ``piece.start:piece.stop``."""

@@ -10,6 +10,7 @@ variable, tested on another.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -23,29 +24,18 @@ from sklearn.svm import SVC
 from torch import nn
 from tqdm.auto import tqdm
 
-from .activations import (
-    ACTIVATION_TYPES,
-    activation_patterns,
-    get_activations,
-    model_layers,
-    resolve_layers,
-)
+from ._plan import FLOAT32, LayerNeed, ModelPlan, check_extraction, plan_analysis, plan_passes
+from ._plan import transient_bytes
+from ._validation import InvalidInputError, check_choice, check_int, fail, public
+from .activations import ACTIVATION_TYPES, activation_patterns, get_activations
 from .io import frame_format, load_frame, save_frame
-from .models import prepare_models
 from .parallel import imap_ordered
-from .stimuli import check_images_exist, preprocess_images
+from .stimuli import check_images_exist
 
 __all__ = ["run_2way_svm_analysis"]
 
-_FUNC = "run_2way_svm_analysis"
 _LAYER_COLUMNS = ["analysis_name", "model", "layer_label", "layer", "layer_num", "activation_type"]
 _RESULT_COLUMNS = ["decoding_type", "bin1", "bin2", "train_level", "test_level", "acc"]
-
-
-def _error(param: str, expected: str, got: Any) -> ValueError:
-    return ValueError(
-        f"The {param!r} parameter of {_FUNC} must be {expected}; got {got!r:.200} instead."
-    )
 
 
 def _check_variables(image_list: Any, var1: Any, var2: Any, grouping_vars: Any) -> list[str]:
@@ -53,23 +43,23 @@ def _check_variables(image_list: Any, var1: Any, var2: Any, grouping_vars: Any) 
         grouping_vars = [grouping_vars]
     grouping_vars = list(grouping_vars or [])
     if var1 == var2:
-        raise _error("var2", f"a different variable from var1 ({var1!r})", var2)
+        raise fail("var2", f"a different variable from var1 ({var1!r})", var2)
     clashing = sorted({var1, var2} & set(grouping_vars))
     if clashing:
-        raise _error("grouping_vars", "variables other than var1 and var2", clashing)
+        raise fail("grouping_vars", "variables other than var1 and var2", clashing)
     reserved = set(_LAYER_COLUMNS) | {"decoded_variable", "other_variable"} | set(_RESULT_COLUMNS)
     reserved_used = sorted(reserved & set(grouping_vars))
     if reserved_used:
-        raise _error("grouping_vars", "names that are not output columns", reserved_used)
+        raise fail("grouping_vars", "names that are not output columns", reserved_used)
     if not isinstance(image_list, (list, tuple)) or not image_list:
-        raise _error("image_list", "a non-empty list of dicts, one per image", image_list)
+        raise fail("image_list", "a non-empty list of dicts, one per image", image_list)
     needed = ["path", var1, var2, *grouping_vars]
     for position, image in enumerate(image_list):
         if not isinstance(image, dict):
-            raise _error("image_list", "a list of dicts, one per image", image)
+            raise fail("image_list", "a list of dicts, one per image", image)
         missing = [key for key in needed if key not in image]
         if missing:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Image {position} of image_list must have the keys {needed}; it lacks "
                 f"{missing}."
             )
@@ -96,7 +86,7 @@ def _check_design(image_list, members, var1, var2, group_labels) -> None:
     values2 = [image_list[i][var2] for i in members]
     levels1, levels2 = _levels(values1), _levels(values2)
     if len(levels1) < 2 or len(levels2) < 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"Decoding needs at least 2 levels of {var1!r} and of {var2!r} in {where}; got "
             f"{levels1} and {levels2} instead."
         )
@@ -111,7 +101,7 @@ def _check_design(image_list, members, var1, var2, group_labels) -> None:
             f"{count} image(s) for {', '.join(map(repr, cells))}"
             for count, cells in sorted(by_count.items())
         )
-        raise ValueError(
+        raise InvalidInputError(
             f"Decoding needs a balanced crossed design of ({var1!r}, {var2!r}) in {where} "
             f"(every combination, the same number of times); got {listing} instead."
         )
@@ -227,13 +217,14 @@ def _save(frame: pd.DataFrame, save_path: Any, existing: pd.DataFrame | None) ->
     save_frame(frame, save_path)
 
 
+@public
 def run_2way_svm_analysis(
     image_list: Sequence[dict],
     var1: str,
     var2: str,
     grouping_vars: Sequence[str],
     models_dict: dict,
-    which_layers: dict | None,
+    which_layers: Any,
     analysis_name: str,
     save_path: str | os.PathLike | None,
     *,
@@ -248,6 +239,7 @@ def run_2way_svm_analysis(
     transform: Callable | None = None,
     random_state: int | None = 0,
     verbose: bool = True,
+    max_memory: int | str | None = None,
 ) -> pd.DataFrame:
     """Pairwise decoding of two crossed variables from each layer's activations.
 
@@ -282,10 +274,11 @@ def run_2way_svm_analysis(
     models_dict : dict
         ``{name: prepared model}`` or ``{name: (base_model, weights)}``
         (see :func:`~pytorch_feature_analysis.prepare_models`).
-    which_layers : dict or None
-        ``{model_name: [layer names or labels]}``, e.g.
-        ``{'alexnet': ['conv1', ('fc2', 19)]}``; models not named use every
-        layer (including ``original_rgb``).
+    which_layers : None, str, tuple, list or dict
+        ``None``: every layer of every model (including ``original_rgb``);
+        layer names or labels (e.g. ``['conv1', ('fc2', 19)]``): those layers
+        of every model; ``{model_name: [layers]}``: those layers of the named
+        models, every layer of the others.
     analysis_name : str
         Stored in the ``analysis_name`` column.
     save_path : str, path-like or None
@@ -322,6 +315,11 @@ def run_2way_svm_analysis(
         Seed for models given as ``(base_model, 'random')``.
     verbose : bool, default True
         Show progress bars.
+    max_memory : int, str or None, default None
+        Memory budget of the activations held at once (bytes, or a size such
+        as ``'4GB'``): a group's layers are extracted in as many forward
+        passes as needed for their activations (``images x units x 4`` bytes
+        per layer) to fit. ``None``: half of the memory free now.
 
     Returns
     -------
@@ -349,7 +347,7 @@ def run_2way_svm_analysis(
 
     Raises
     ------
-    ValueError, FileNotFoundError
+    InvalidInputError, FileNotFoundError
         Before any forward pass: images lacking a variable (named), a group
         that is not a balanced crossed design (its cells and counts named),
         a missing image, an unknown model or layer (the valid ones listed),
@@ -373,83 +371,95 @@ def run_2way_svm_analysis(
     for group, members in groups.items():
         _check_design(image_list, members, var1, var2, dict(zip(grouping_vars, group)))
     check_images_exist(image["path"] for image in image_list)
+    estimator = _check_estimator(estimator, cv)
+    check_choice(activation_type, "activation_type", ACTIVATION_TYPES)
+    check_int(num_cores, "num_cores", minimum=1)
+    if save_path is not None:
+        frame_format(save_path)
+    extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
+    plan = plan_analysis(models_dict, which_layers, image_list[0]["path"], extraction,
+                         weights_seed=random_state)
+    existing = None
+    if append and save_path is not None and os.path.exists(save_path):
+        existing = load_frame(save_path, allow_pickle=frame_format(save_path) == "pickle")
+    columns = (
+        _LAYER_COLUMNS + ["decoded_variable", "other_variable"] + grouping_vars + _RESULT_COLUMNS
+    )
+    settings = dict(var1=var1, var2=var2, activation_type=activation_type, cv=cv,
+                    cross_decoding=cross_decoding, estimator=estimator, num_cores=num_cores)
+    rows: list[dict] = []
+    total = _rows_per_layer(image_list, groups, var1, var2, cross_decoding) * sum(
+        len(model_plan.layers) for model_plan in plan.models.values())
+    with tqdm(total=total, disable=not verbose, desc="decoding", unit="row") as bar:
+        for model_plan in plan.models.values():
+            for group, members in groups.items():
+                group_rows = _decode_group(model_plan, [image_list[i] for i in members],
+                                           extraction, settings, bar)
+                common = {"analysis_name": analysis_name, "model": model_plan.name,
+                          "activation_type": activation_type, **dict(zip(grouping_vars, group))}
+                rows += [{column: {**common, **row}.get(column) for column in columns}
+                         for row in group_rows]
+            if save_path is not None:
+                _save(_frame(rows, columns), save_path, existing)
+    return _frame(rows, columns)
+
+
+def _check_estimator(estimator: Any, cv: Any) -> Any:
     if estimator is None:
         estimator = SVC(kernel="linear", C=1)
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
-        raise _error("estimator", "a scikit-learn classifier with fit and predict", estimator)
+        raise fail("estimator", "a scikit-learn classifier with fit and predict", estimator)
     if cv is not None and not hasattr(cv, "split"):
-        raise _error("cv", "None or a scikit-learn splitter with a split method", cv)
-    if activation_type not in ACTIVATION_TYPES:
-        raise _error("activation_type", f"one of {ACTIVATION_TYPES}", activation_type)
-    if not isinstance(num_cores, int) or isinstance(num_cores, bool) or num_cores < 1:
-        raise _error("num_cores", "a positive int", num_cores)
-    if save_path is not None:
-        frame_format(save_path)
-    if not isinstance(models_dict, dict) or not models_dict:
-        raise _error("models_dict", "a non-empty dict {name: model}", models_dict)
-    if any(not isinstance(model, nn.Module) for model in models_dict.values()):
-        models_dict = prepare_models(models_dict, random_state=random_state)
-    which_layers = dict(which_layers or {})
-    unknown = sorted(set(which_layers) - set(models_dict))
-    if unknown:
-        raise _error(
-            "which_layers", f"a dict keyed by models of models_dict ({list(models_dict)})", unknown
-        )
+        raise fail("cv", "None or a scikit-learn splitter with a split method", cv)
+    return estimator
 
-    example = preprocess_images([image_list[0]["path"]], transform)
-    books, chosen = {}, {}
-    for model_name, model in models_dict.items():
-        books[model_name] = model_layers(model, example)
-        chosen[model_name] = resolve_layers(
-            books[model_name], which_layers.get(model_name), model_name
-        )
 
-    existing = None
-    if append and save_path is not None and os.path.exists(save_path):
-        existing = load_frame(save_path)
-
-    rows_per_layer = 0
+def _rows_per_layer(image_list, groups, var1, var2, cross_decoding) -> int:
+    rows = 0
     for members in groups.values():
         for decoded_var, other_var in ((var1, var2), (var2, var1)):
             num_levels = len(_levels(image_list[i][decoded_var] for i in members))
             num_other = len(_levels(image_list[i][other_var] for i in members))
             per_pair = 1 + (num_other * (num_other - 1) if cross_decoding else 0)
-            rows_per_layer += num_levels * (num_levels - 1) // 2 * per_pair
-    total_rows = rows_per_layer * sum(len(layers) for layers in chosen.values())
+            rows += num_levels * (num_levels - 1) // 2 * per_pair
+    return rows
 
-    columns = (
-        _LAYER_COLUMNS + ["decoded_variable", "other_variable"] + grouping_vars + _RESULT_COLUMNS
-    )
-    rows: list[dict] = []
-    with tqdm(total=total_rows, disable=not verbose, desc="decoding", unit="row") as bar:
-        for model_name, model in models_dict.items():
-            for group, members in groups.items():
-                group_images = [image_list[i] for i in members]
-                activations = get_activations(
-                    [image["path"] for image in group_images],
-                    model,
-                    chosen[model_name],
-                    batch_size=batch_size,
-                    device=device,
-                    transform=transform,
-                    verbose=verbose,
-                    layer_book=books[model_name],
-                )
-                fields: list[dict] = []
-                tasks = _group_tasks(
-                    group_images, activations, var1, var2, chosen[model_name], activation_type,
-                    cv, cross_decoding, estimator, fields,
-                )
-                common = {"analysis_name": analysis_name, "model": model_name,
-                          "activation_type": activation_type}
-                group_labels = dict(zip(grouping_vars, group))
-                results = imap_ordered(_decode, tasks, num_cores)
-                for position, (correct, tested) in enumerate(results):
-                    row = {**common, **fields[position]}
-                    row.update(group_labels)
-                    row["acc"] = correct / tested
-                    rows.append({column: row.get(column) for column in columns})
-                    bar.update(1)
-            if save_path is not None:
-                _save(_frame(rows, columns), save_path, existing)
-    return _frame(rows, columns)
+
+def _layer_passes(model_plan: ModelPlan, num_images: int, extraction: Any) -> list[list]:
+    """The model's layers grouped into passes whose activations fit the budget."""
+    budget = extraction.budget()
+    room = budget - transient_bytes(model_plan, extraction.batch_size)
+    needs = [
+        LayerNeed(label, 1, 0, 2 * num_images * math.prod(model_plan.shape(label)) * FLOAT32,
+                  splittable=False)
+        for label in model_plan.layers
+    ]
+    return [[piece.label for piece in pieces] for pieces in plan_passes(needs, room, model_plan.name)]
+
+
+def _decode_group(model_plan: ModelPlan, group_images: list[dict], extraction: Any,
+                  settings: dict, bar: Any) -> list[dict]:
+    """Every row of one group through one model, layer pass by layer pass, in output order."""
+    rows = []
+    for layers in _layer_passes(model_plan, len(group_images), extraction):
+        activations = get_activations(
+            [image["path"] for image in group_images], model_plan.model, layers,
+            batch_size=extraction.batch_size, device=extraction.device,
+            transform=extraction.transform, verbose=extraction.verbose,
+            layer_book=model_plan.book,
+        )
+        fields: list[dict] = []
+        tasks = _group_tasks(
+            group_images, activations, settings["var1"], settings["var2"], layers,
+            settings["activation_type"], settings["cv"], settings["cross_decoding"],
+            settings["estimator"], fields,
+        )
+        for position, (correct, tested) in enumerate(
+            imap_ordered(_decode, tasks, settings["num_cores"])
+        ):
+            rows.append({**fields[position], "acc": correct / tested})
+            bar.update(1)
+    order = {label: rank for rank, label in enumerate(model_plan.layers)}
+    variables = [settings["var1"], settings["var2"]]
+    return sorted(rows, key=lambda row: (variables.index(row["decoded_variable"]),
+                                         order[row["layer_label"]]))

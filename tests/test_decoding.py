@@ -226,5 +226,26 @@ def test_errors_name_the_problem(image_list):
         run(image_list, estimator="svm")
     with pytest.raises(ValueError, match="'grouping_vars' parameter"):
         run(image_list, grouping_vars=["colour"])
-    with pytest.raises(ValueError, match="must end in one of"):
+    with pytest.raises(ValueError, match="ending in one of"):
         run(image_list, save_path="results.xlsx")
+
+
+def test_a_tight_budget_extracts_layers_in_several_passes_with_the_same_result(image_list, result,
+                                                                               monkeypatch):
+    from pytorch_feature_analysis import decoding
+
+    passes = []
+    real = decoding.get_activations
+
+    def spy(images, model, layers, **kwargs):
+        passes.append(list(layers))
+        return real(images, model, layers, **kwargs)
+
+    monkeypatch.setattr(decoding, "get_activations", spy)
+    # One batch of 5 images: 4 x 5 x 1024 units x 4 bytes = 81,920 bytes; conv1 of a group
+    # (9 images x 1024 units, held twice, float32) 73,728 bytes, fc1 504: room for one only.
+    bounded = run(image_list, max_memory=81_920 + 73_728 + 200)
+    assert [len(layers) for layers in passes] == [1, 1, 1, 1]  # 2 groups x 2 passes
+    pd.testing.assert_frame_equal(bounded, result)
+    with pytest.raises(pfa.InvalidInputError, match="'max_memory' parameter of run_2way_svm"):
+        run(image_list, max_memory=1000)
