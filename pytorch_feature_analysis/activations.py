@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._validation import InvalidInputError, check_device, check_int, fail, parse_memory, public
 from .models import LayerCall, index_nested, trace_layers
 from .stimuli import check_images_exist, preprocess_images
 
@@ -142,7 +143,7 @@ def resolve_layers(book: dict, layers: Sequence | None, model_name: str | None =
         else:
             of_model = f" of model {model_name!r}" if model_name else ""
             valid = ", ".join(name for name, _ in labels)
-            raise ValueError(
+            raise InvalidInputError(
                 f"Unknown layer {layer!r}{of_model}. Valid layers (names, or labels such as "
                 f"{labels[-1]!r}): {valid}."
             )
@@ -243,21 +244,16 @@ def _plan(
     transform: Callable | None,
     original_rgb: bool,
     layer_book: dict | None,
-    caller: str,
 ) -> tuple[list, torch.device, dict, list]:
     """Check the arguments of an extraction; return images, device, book, chosen labels."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(
-            f"The 'batch_size' parameter of {caller} must be a positive int; got "
-            f"{batch_size!r} instead."
-        )
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if images is None or isinstance(images, (str, bytes)):
+        raise fail("images", "a sequence of images (paths, PIL images or arrays)", images)
     images = list(images)
     if not images:
-        raise ValueError(f"The 'images' parameter of {caller} must not be empty.")
+        raise fail("images", "a non-empty sequence of images", images)
     check_images_exist(images)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU.")
+    device = check_device(device)
     if layer_book is None:
         layer_book = model_layers(model, preprocess_images(images[:1], transform))
     if not original_rgb and ORIGINAL_RGB in layer_book:
@@ -300,6 +296,7 @@ def _run_batches(
         model.to(home)
 
 
+@public
 def iter_activations(
     images: Sequence[Any],
     model: nn.Module,
@@ -336,8 +333,7 @@ def iter_activations(
     slice(3, 4, None) (1, 1000)
     """
     images, device, book, chosen = _plan(
-        images, model, layers, batch_size, device, transform, original_rgb, layer_book,
-        "iter_activations",
+        images, model, layers, batch_size, device, transform, original_rgb, layer_book
     )
     order = {label: rank for rank, label in enumerate(chosen)}
     current: "OrderedDict[LayerLabel, np.ndarray]" = OrderedDict()
@@ -355,6 +351,7 @@ def iter_activations(
     return stream()
 
 
+@public
 def get_activations(
     images: Sequence[Any],
     model: nn.Module,
@@ -366,6 +363,7 @@ def get_activations(
     original_rgb: bool = True,
     verbose: bool = True,
     layer_book: dict | None = None,
+    max_memory: int | str | None = None,
 ) -> "OrderedDict[LayerLabel, np.ndarray]":
     """Activations of every image in every chosen layer, computed in batches.
 
@@ -397,6 +395,10 @@ def get_activations(
         Show a progress bar.
     layer_book : dict, optional
         A book from :func:`model_layers`, to skip tracing the model again.
+    max_memory : int, str or None, default None
+        Refuse, before any forward pass, to return more than this many bytes
+        (or a size such as ``'4GB'``); the error says how much the result
+        needs. ``None``: no check.
 
     Returns
     -------
@@ -424,9 +426,9 @@ def get_activations(
     {('original_rgb', 0): (4, 3, 224, 224), ('conv1', 1): (4, 64, 55, 55), ('fc3', 21): (4, 1000)}
     """
     images, device, book, chosen = _plan(
-        images, model, layers, batch_size, device, transform, original_rgb, layer_book,
-        "get_activations",
+        images, model, layers, batch_size, device, transform, original_rgb, layer_book
     )
+    _check_result_fits(images, book, chosen, transform, max_memory)
     stored: dict[LayerLabel, np.ndarray] = {}
 
     def sink(label: LayerLabel, batch: slice, output: torch.Tensor) -> None:
@@ -439,6 +441,24 @@ def get_activations(
     for _ in _run_batches(images, model, book, chosen, batch_size, device, transform, verbose, sink):
         pass
     return OrderedDict((label, stored[label]) for label in chosen if label in stored)
+
+
+def _check_result_fits(images: list, book: dict, chosen: list, transform: Any, max_memory: Any) -> None:
+    if max_memory is None:
+        return
+    budget = parse_memory(max_memory, "max_memory")
+    example = preprocess_images(images[:1], transform) if ORIGINAL_RGB in chosen else None
+    per_image = sum(
+        int(np.prod(book[label].shape if label != ORIGINAL_RGB else example.shape[1:]))
+        for label in chosen
+    ) * 4
+    if per_image * len(images) > budget:
+        raise fail(
+            "max_memory",
+            f"at least {per_image * len(images)} bytes for {len(images)} images x {per_image} "
+            "bytes of the chosen layers (stream with iter_activations, or choose fewer layers)",
+            max_memory,
+        )
 
 
 def feature_means(array: np.ndarray) -> np.ndarray:
@@ -479,7 +499,7 @@ def activation_patterns(
            [13.5]])
     """
     if activation_type not in ACTIVATION_TYPES:
-        raise ValueError(
+        raise InvalidInputError(
             f"The 'activation_type' parameter of activation_patterns must be one of "
             f"{ACTIVATION_TYPES}; got {activation_type!r} instead."
         )

@@ -383,3 +383,17 @@ def test_pil_image_inputs_are_not_modified(alexnet, images):
     pfa.get_activations(images, alexnet, ["fc3"], verbose=False)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, copies))
     assert all(isinstance(image, Image.Image) for image in images)
+
+
+def test_max_memory_refuses_a_result_that_does_not_fit_before_any_pass(monkeypatch):
+    import pytorch_feature_analysis as pfa
+    from pytorch_feature_analysis import activations
+
+    model = pfa.prepare_model("alexnet", "random")
+    images = [s["path"] for s in pfa.make_synthetic_stimuli(1, colors=(0, 180), size=32)]
+    needed = 2 * (64 * 55 * 55 + 1000) * 4  # conv1 and fc3 of two images, float32
+    acts = pfa.get_activations(images, model, ["conv1", "fc3"], max_memory=needed, verbose=False)
+    assert sum(array.nbytes for array in acts.values()) == needed
+    monkeypatch.setattr(activations._Capture, "run", lambda *a: pytest.fail("a pass ran"))
+    with pytest.raises(pfa.InvalidInputError, match=rf"max_memory.*get_activations.*{needed}"):
+        pfa.get_activations(images, model, ["conv1", "fc3"], max_memory=needed - 1, verbose=False)
