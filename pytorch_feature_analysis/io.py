@@ -377,7 +377,8 @@ def _unreadable(path, expected, error):
         )
     return InvalidInputError(
         f"The file {os.fspath(path)!r} given to {caller()} must be {expected}; reading it "
-        f"failed with {type(error).__name__}: {error}"
+        f"failed with {type(error).__name__}: {error} (the file is damaged or of another "
+        "format: restore it from a copy or compute it again)."
     )
 
 
@@ -390,8 +391,7 @@ def _read_parquet(path):
     except PermissionError:
         raise
     except (pa.ArrowException, OSError, StoredFormatError) as error:
-        expected = "an intact parquet file (it is damaged if a page checksum does not match)"
-        raise _unreadable(path, expected, error) from error
+        raise _unreadable(path, "an intact parquet file", error) from error
 
 
 def _footer_names_codec(path):

@@ -2,7 +2,14 @@
 
 import json
 import math
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -15,15 +22,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytorch_feature_analysis import InvalidInputError
 from pytorch_feature_analysis import io as pfa_io
+from pytorch_feature_analysis._arrow_codec import CHECKSUM_KEY, FORMAT_VERSION
 from pytorch_feature_analysis.io import (
     METADATA_KEY,
     combine_csvs,
     combine_frames,
+    file_lock,
     frame_format,
     load_frame,
     save_frame,
 )
+
+POSIX_ONLY = pytest.mark.skipif(os.name == "nt", reason="POSIX signals and process ids")
 
 # --------------------------------------------------------------------------
 # Exact comparison: types element by element, not just ==
@@ -558,3 +570,416 @@ def test_combine_frames_errors(mixed_folder, tmp_path):
 def test_combine_csvs_is_the_original_name():
     assert combine_csvs is combine_frames
     assert {"combine_csvs", "combine_frames"} <= set(pfa_io.__all__)
+
+
+# --------------------------------------------------------------------------
+# No code from data unasked: pickles are read only with allow_pickle=True
+# --------------------------------------------------------------------------
+
+
+class TouchOnLoad:
+    """Unpickling this creates the file ``marker``: a stand-in for any code a pickle runs."""
+
+    def __init__(self, marker):
+        self.marker = Path(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_pickle_runs_no_code_without_allow_pickle(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "results.p"
+    pd.DataFrame({"x": object_series([TouchOnLoad(marker)])}).to_pickle(path)
+
+    with pytest.raises(InvalidInputError) as error:
+        load_frame(path)
+    message = str(error.value)
+    assert repr(str(path)) in message
+    assert "can run any code" in message
+    assert "allow_pickle=True" in message and ".parquet" in message
+    with pytest.raises(InvalidInputError, match=r"skipped 1 pickle file.*allow_pickle=True"):
+        combine_frames(tmp_path)
+    with pytest.raises(InvalidInputError, match="results.p"):
+        combine_frames([path])
+    assert not marker.exists()
+
+    frame = load_frame(path, allow_pickle=True)
+    assert marker.exists()
+    assert frame["x"].tolist() == [None]
+
+
+def test_combine_frames_skips_the_pickles_of_a_folder_with_a_warning(mixed_folder):
+    with pytest.warns(UserWarning, match=r"skipped 1 pickle file.*a_dog\.p.*allow_pickle=True"):
+        combined = combine_frames(mixed_folder)
+    expected = pd.concat([flat("cat", 2), flat("cow", 3), flat("pig", 1)], ignore_index=True)
+    pd.testing.assert_frame_equal(combined, expected)
+
+
+def test_allow_pickle_must_be_a_bool(tmp_path):
+    path = save_frame(flat("cat", 1), tmp_path / "cat.parquet")
+    with pytest.raises(InvalidInputError, match="'allow_pickle' parameter of load_frame"):
+        load_frame(path, allow_pickle="yes")
+    with pytest.raises(InvalidInputError, match="'allow_pickle' parameter of combine_frames"):
+        combine_frames(tmp_path, allow_pickle=1)
+
+
+# --------------------------------------------------------------------------
+# Integrity: page checksums, the metadata checksum, the format version, None
+# --------------------------------------------------------------------------
+
+
+def six_by_six_rdm_frame():
+    rng = np.random.default_rng(0)
+    rows = []
+    for number in range(4):
+        upper = np.triu(rng.random((6, 6)), 1)
+        rows.append(
+            {
+                "model": "alexnet",
+                "layer": f"conv{number}",
+                "layer_num": number,
+                "layer_label": (f"conv{number}", number),
+                "matrix": upper + upper.T,
+                "entry_keys": tuple((f"{angle:03d}",) for angle in range(0, 360, 60)),
+                "perm": "orig_data" if number == 0 else number,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def column_chunks(path):
+    """The byte range of each column chunk (its pages, headers included), by column."""
+    metadata = pq.read_metadata(path)
+    ranges = {}
+    for group in range(metadata.num_row_groups):
+        for column in range(metadata.num_columns):
+            chunk = metadata.row_group(group).column(column)
+            start = chunk.dictionary_page_offset or chunk.data_page_offset
+            ranges[chunk.path_in_schema] = (start, start + chunk.total_compressed_size)
+    return ranges
+
+
+def read_flipped(original, flips, target, expected):
+    """Read ``original`` with each (byte, bit) flipped: an error naming it or the same frame."""
+    raised = 0
+    for byte, bit in flips:
+        damaged = bytearray(original)
+        damaged[byte] ^= 1 << bit
+        target.write_bytes(damaged)
+        try:
+            back = load_frame(target)
+        except InvalidInputError as error:
+            assert repr(str(target)) in str(error), (byte, bit, str(error))
+            raised += 1
+        else:
+            assert_frames_identical(expected, back)
+    return raised
+
+
+def test_a_flipped_bit_in_a_data_page_is_an_error_naming_the_file(tmp_path):
+    frame = six_by_six_rdm_frame()
+    original = save_frame(frame, tmp_path / "rdms.parquet").read_bytes()
+    chunks = column_chunks(tmp_path / "rdms.parquet")
+    assert "matrix.list.element.list.element" in chunks
+    rng = np.random.default_rng(1)
+    flips = {
+        (int(rng.integers(start, stop)), int(rng.integers(8)))
+        for start, stop in chunks.values()
+        for _ in range(80)
+    }
+    raised = read_flipped(original, sorted(flips), tmp_path / "flipped.parquet", frame)
+    # flips in page statistics change nothing that is read; the rest are errors
+    assert raised > 0.6 * len(flips)
+
+
+def test_a_flipped_bit_in_a_page_names_the_failed_checksum(tmp_path):
+    path = save_frame(six_by_six_rdm_frame(), tmp_path / "rdms.parquet")
+    _, end = column_chunks(path)["matrix.list.element.list.element"]
+    damaged = bytearray(path.read_bytes())
+    damaged[end - 3] ^= 0b100  # inside the last page's data
+    path.write_bytes(damaged)
+    with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*checksum") as error:
+        load_frame(path)
+    assert isinstance(error.value.__cause__, OSError)
+
+
+def test_a_flipped_bit_in_the_footer_is_an_error_or_changes_nothing(tmp_path):
+    frame = six_by_six_rdm_frame()
+    original = save_frame(frame, tmp_path / "rdms.parquet").read_bytes()
+    footer_start = max(stop for _, stop in column_chunks(tmp_path / "rdms.parquet").values())
+    rng = np.random.default_rng(2)
+    flips = {
+        (int(rng.integers(footer_start, len(original) - 8)), int(rng.integers(8)))
+        for _ in range(300)
+    }
+    read_flipped(original, sorted(flips), tmp_path / "flipped.parquet", frame)
+
+
+def rewrite_metadata(path, **changes):
+    """Rewrite ``path`` with the library's JSON blob changed, and its CRC-32 made to match."""
+    table = pq.read_table(path)
+    metadata = dict(table.schema.metadata)
+    blob = json.loads(metadata[METADATA_KEY])
+    blob.update(changes)
+    metadata[METADATA_KEY] = json.dumps(blob).encode()
+    checksum = zlib.crc32(metadata[METADATA_KEY] + b"\0" + metadata[b"pandas"])
+    metadata[CHECKSUM_KEY] = str(checksum).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    return metadata
+
+
+def test_a_newer_format_version_is_refused_naming_both_versions(tmp_path):
+    path = save_frame(rdm_frame(), tmp_path / "rdms.parquet")
+    rewrite_metadata(path, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(InvalidInputError) as error:
+        load_frame(path)
+    message = str(error.value)
+    assert repr(str(path)) in message
+    assert f"format_version {FORMAT_VERSION + 1}" in message
+    assert f"format_version {FORMAT_VERSION} and older" in message
+
+    rewrite_metadata(path, format_version=FORMAT_VERSION)
+    assert_frames_identical(rdm_frame(), load_frame(path))
+
+
+def test_damaged_library_metadata_is_an_error_naming_the_file(tmp_path):
+    path = save_frame(rdm_frame(), tmp_path / "rdms.parquet")
+    metadata = rewrite_metadata(path, columns="not a list of columns")
+    with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*do not decode"):
+        load_frame(path)
+
+    metadata[METADATA_KEY] = b'{"format_version": 1, "columns": [}'
+    table = pq.read_table(path).replace_schema_metadata(metadata)
+    pq.write_table(table, path)
+    with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*checksum of its metadata"):
+        load_frame(path)
+
+
+def test_rows_lost_from_the_stored_count_are_an_error(tmp_path):
+    path = save_frame(rdm_frame(), tmp_path / "rdms.parquet")
+    rewrite_metadata(path, rows=5)
+    with pytest.raises(InvalidInputError, match=r"holds 3 rows where 5 were written"):
+        load_frame(path)
+
+
+def test_none_in_object_columns_survives_the_parquet_round_trip(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "with_strings": object_series(["conv1", None, "fc8", None]),
+            "with_tuples": object_series([("conv1", 1), None, ("fc8", 8), None]),
+            "all_none": object_series([None, None, None, None]),
+            "with_matrices": object_series([np.eye(2), None, np.zeros((2, 2)), None]),
+        }
+    )
+    back = load_frame(save_frame(frame, tmp_path / "none.parquet"))
+    for name in frame.columns:
+        assert [v is None for v in back[name]] == [v is None for v in frame[name]], name
+    assert_frames_identical(frame, back)
+
+
+# --------------------------------------------------------------------------
+# Clear errors for bad files
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected", "cause"),
+    [
+        ("bad.parquet", b"PAR1 not really parquet PAR1", "an intact parquet file", pa.ArrowException),
+        ("empty.parquet", b"", "an intact parquet file", pa.ArrowException),
+        ("bad.p", b"\x80\x04garbage", "a pickled pandas DataFrame", Exception),
+        ("bad.csv", b'a,b\n"unclosed', "a csv file", pd.errors.ParserError),
+        ("binary.csv", b"\xff\xfe\x00\x01", "a csv file", UnicodeDecodeError),
+    ],
+)
+def test_damaged_files_are_errors_naming_the_file(tmp_path, name, content, expected, cause):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InvalidInputError) as error:
+        load_frame(path, allow_pickle=True)
+    message = str(error.value)
+    assert repr(str(path)) in message and f"given to load_frame must be {expected}" in message
+    assert isinstance(error.value.__cause__, cause)
+
+
+def test_a_folder_or_a_missing_file_is_named(tmp_path):
+    (tmp_path / "sub.parquet").mkdir()
+    with pytest.raises(InvalidInputError, match=r"'path' parameter of load_frame.*not a folder"):
+        load_frame(tmp_path / "sub.parquet")
+    with pytest.raises(InvalidInputError, match=r"'path' parameter of save_frame.*not a folder"):
+        save_frame(rdm_frame(), tmp_path / "sub.parquet")
+    with pytest.raises(FileNotFoundError, match=r"load_frame: there is no frame file.*gone\.p"):
+        load_frame(tmp_path / "gone.p")
+
+
+# --------------------------------------------------------------------------
+# Temporary files left by killed writers
+# --------------------------------------------------------------------------
+
+
+@POSIX_ONLY
+def test_the_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "rdms.parquet"
+    code = f"""
+import os, signal
+import pandas as pd, pyarrow.parquet as pq
+from pytorch_feature_analysis import save_frame
+
+def write_half_then_die(table, where, **kwargs):
+    open(where, "wb").write(b"PAR1 half a file")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+pq.write_table = write_half_then_die
+save_frame(pd.DataFrame({{"a": [1]}}), {str(path)!r})
+"""
+    writer = subprocess.Popen([sys.executable, "-c", code])
+    assert writer.wait(timeout=300) == -signal.SIGKILL
+    (leftover,) = tmp_path.iterdir()
+    assert leftover.name.startswith(".rdms.parquet.") and leftover.name.endswith(".tmp")
+    assert f"-{writer.pid}." in leftover.name
+
+    save_frame(rdm_frame(), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["rdms.parquet"]
+    assert_frames_identical(rdm_frame(), load_frame(path))
+
+
+def temporary_name_of_this_process(tmp_path, monkeypatch):
+    """The name save_frame gives its temporary file here, seen from inside the write."""
+    names = []
+    write_table = pq.write_table
+
+    def record(table, where, **kwargs):
+        names.append(Path(where).name)
+        write_table(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", record)
+    save_frame(flat("cat", 1), tmp_path / "probe.parquet")
+    monkeypatch.undo()
+    return names[0]
+
+
+@POSIX_ONLY
+def test_cleanup_keeps_live_writers_and_other_targets(tmp_path, monkeypatch):
+    probe = temporary_name_of_this_process(tmp_path, monkeypatch)
+    host_pid = probe.split(".")[3]  # .probe.parquet.<host>-<pid>.<random>.tmp
+    host, pid = host_pid.rsplit("-", 1)
+    assert pid == str(os.getpid())
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    hexa, day = "0123456789abcdef" * 2, 24 * 3600
+
+    def temporary(name, age=0.0):
+        path = tmp_path / name
+        path.write_bytes(b"partial")
+        os.utime(path, (time.time() - age, time.time() - age))
+        return name
+
+    kept = {
+        temporary(f".rdms.parquet.{host}-{os.getpid()}.{hexa}.tmp"),  # a live writer
+        temporary(f".rdms.parquet.otherhost-{finished.pid}.{hexa}.tmp"),  # can't tell: recent
+        temporary(f".rdms.parquet.{hexa}.tmp"),  # older name without a pid, recent
+        temporary(f".other.parquet.{host}-{finished.pid}.{hexa}.tmp"),  # another target
+        temporary(".rdms.parquet.backup.tmp"),  # not a name this library writes
+    }
+    removed = {
+        temporary(f".rdms.parquet.{host}-{finished.pid}.{hexa}.tmp"),  # its writer is gone
+        temporary(f".rdms.parquet.otherhost-1.{hexa}.tmp", age=day + 60),
+        temporary(f".rdms.parquet.{hexa[::-1]}.tmp", age=day + 60),
+    }
+    save_frame(rdm_frame(), tmp_path / "rdms.parquet")
+    names = {p.name for p in tmp_path.iterdir()}
+    assert kept <= names
+    assert not removed & names
+
+
+# --------------------------------------------------------------------------
+# file_lock: read-merge-write by one process at a time
+# --------------------------------------------------------------------------
+
+
+def append_rows_under_lock(path, worker, rounds, start):
+    start.wait()
+    for number in range(rounds):
+        with file_lock(path, timeout=120):
+            old = load_frame(path) if path.exists() else None
+            time.sleep(0.01)  # the window in which another writer would lose this row
+            row = pd.DataFrame({"worker": [worker], "round": [number]})
+            save_frame(pd.concat([old, row], ignore_index=True), path)
+
+
+def test_file_lock_keeps_every_row_of_two_processes_merging_into_one_file(tmp_path):
+    path = tmp_path / "rows.parquet"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=append_rows_under_lock, args=(path, worker, 20, start))
+        for worker in range(2)
+    ]
+    for process in workers:
+        process.start()
+    start.set()
+    for process in workers:
+        process.join(300)
+    assert [process.exitcode for process in workers] == [0, 0]
+    rows = load_frame(path)
+    assert sorted(zip(rows["worker"], rows["round"])) == [
+        (worker, number) for worker in range(2) for number in range(20)
+    ]
+
+
+def test_file_lock_times_out_naming_the_file_and_the_holder(tmp_path):
+    path = tmp_path / "rdms.parquet"
+    with file_lock(path) as locked:
+        assert locked == path
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as error:
+            with file_lock(path, timeout=0.3):
+                pass
+        assert time.monotonic() - started >= 0.3
+    message = str(error.value)
+    assert repr(str(path)) in message and f"process {os.getpid()}" in message
+    with file_lock(str(path), timeout=0):  # released when the block ended
+        pass
+
+
+def test_file_lock_is_released_when_the_block_raises(tmp_path):
+    path = tmp_path / "rdms.parquet"
+    with pytest.raises(RuntimeError, match="inside"):
+        with file_lock(path):
+            raise RuntimeError("inside")
+    with file_lock(path, timeout=0):
+        pass
+
+
+@POSIX_ONLY
+def test_file_lock_of_a_killed_holder_is_free(tmp_path):
+    path = tmp_path / "deep" / "rdms.parquet"
+    code = f"""
+import time
+from pytorch_feature_analysis import file_lock
+with file_lock({str(path)!r}):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError, match=f"process {holder.pid} "):
+            with file_lock(path, timeout=0):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with file_lock(path, timeout=10):
+        pass
+
+
+def test_file_lock_checks_its_arguments(tmp_path):
+    with pytest.raises(InvalidInputError, match=r"'path' parameter of file_lock.*not a folder"):
+        file_lock(tmp_path)
+    for timeout in (-1, "5", True):
+        with pytest.raises(InvalidInputError, match=r"'timeout' parameter of file_lock"):
+            file_lock(tmp_path / "a.parquet", timeout=timeout)
+    assert "file_lock" in pfa_io.__all__
