@@ -226,3 +226,37 @@ def check_sequence(value: Any, param: str, expected: str) -> list:
     if not items:
         raise fail(param, expected, value)
     return items
+
+
+def accepts_original_names(**renamed: str) -> Callable:
+    """Let a function take the original library's keyword names as aliases.
+
+    ``@accepts_original_names(which_model='base_model')`` makes
+    ``f(which_model=x)`` the same call as ``f(base_model=x)``; giving both is
+    an error.
+
+    Examples
+    --------
+    >>> @accepts_original_names(weights_opt='weights')
+    ... def load(weights='trained'):
+    ...     return weights
+    >>> load(weights_opt='random')
+    'random'
+    """
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in renamed.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise InvalidInputError(
+                            f"{func.__name__} got both {old!r} (the original library's name) "
+                            f"and {new!r}; give one."
+                        )
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -35,6 +35,7 @@ import torchvision
 from torch import nn
 
 from . import cornet
+from ._validation import accepts_original_names
 
 __all__ = [
     "available_models",
@@ -243,6 +244,7 @@ def _seeded(random_state: int | None) -> Iterator[None]:
         yield
 
 
+@accepts_original_names(which_model="base_model", weights_opt="weights")
 def prepare_model(
     base_model: str | nn.Module,
     weights: str | os.PathLike = "trained",
@@ -264,6 +266,9 @@ def prepare_model(
     random_state : int or None, default 0
         Seed for ``'random'`` weights. The same seed gives the same weights;
         ``None`` draws from torch's global generator.
+    which_model, weights_opt
+        The original library's names of ``base_model`` and ``weights``,
+        accepted as keywords.
 
     Returns
     -------

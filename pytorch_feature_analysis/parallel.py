@@ -13,7 +13,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import joblib
 
-__all__ = ["parallel_process", "imap_ordered"]
+from ._validation import check_choice, check_int, public
+
+__all__ = ["parallel_process"]
 
 
 def _threads_per_worker(num_cores: int) -> int:
@@ -40,10 +42,7 @@ def imap_ordered(func: Callable, kwargs_list: Iterable[dict], num_cores: int = 1
     >>> list(imap_ordered(pow, [{'base': 2, 'exp': 3}, {'base': 3, 'exp': 2}]))
     [8, 9]
     """
-    if not isinstance(num_cores, int) or num_cores < 1:
-        raise ValueError(
-            f"The 'num_cores' parameter must be a positive int; got {num_cores!r} instead."
-        )
+    num_cores = check_int(num_cores, "num_cores", minimum=1)
     if num_cores == 1:
         for kwargs in kwargs_list:
             yield func(**kwargs)
@@ -55,6 +54,7 @@ def imap_ordered(func: Callable, kwargs_list: Iterable[dict], num_cores: int = 1
     )
 
 
+@public
 def parallel_process(
     func: Callable, arg_dict: Any, num_cores: int, method: str = "joblib", make_combinations: bool = False
 ) -> list:
@@ -88,11 +88,7 @@ def parallel_process(
     >>> parallel_process(mult, {'x': [2, 1, 3], 'y': [6, 2, 4]}, 1, make_combinations=True)
     [12, 4, 8, 6, 2, 4, 18, 6, 12]
     """
-    if method not in ("joblib", "pathos", "multiprocessing"):
-        raise ValueError(
-            "The 'method' parameter of parallel_process must be 'joblib', 'pathos' or "
-            f"'multiprocessing'; got {method!r} instead."
-        )
+    check_choice(method, "method", ("joblib", "pathos", "multiprocessing"))
     if make_combinations:
         lists = {key: value if isinstance(value, list) else [value] for key, value in arg_dict.items()}
         kwargs_list = [dict(zip(lists, values)) for values in itertools.product(*lists.values())]

@@ -465,3 +465,14 @@ def test_web_urls_go_through_the_torch_hub_cache(monkeypatch):
     model = pfa.prepare_model("cornet_z", url)
     assert asked == [url]
     assert state_dicts_equal(model, published)
+
+
+def test_the_original_parameter_names_are_keyword_aliases():
+    import torch
+
+    model = pfa.prepare_model(which_model="alexnet", weights_opt="random", random_state=4)
+    same = pfa.prepare_model("alexnet", "random", random_state=4)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 same.state_dict().values()))
+    with pytest.raises(pfa.InvalidInputError, match="both 'weights_opt'.*'weights'"):
+        pfa.prepare_model("alexnet", weights="random", weights_opt="random")
