@@ -152,10 +152,11 @@ def read_study(csv_path: str | Path, variables: Sequence[str]) -> list[dict]:
     table.columns = [str(column).strip() for column in table.columns]
     needed = list(dict.fromkeys(["path", *variables]))
     missing = [column for column in needed if column not in table.columns]
-    if missing or table.empty:
-        expected = f"a CSV file with rows and the column(s) {needed}"
-        raise fail("csv_path", expected, f"{str(csv_path)!r} with {len(table)} rows and the "
-                   f"columns {list(table.columns)}", raw=True)
+    if missing:
+        raise fail("csv_path", f"a CSV file with the column(s) {missing}",
+                   f"{str(csv_path)!r} with the columns {list(table.columns)}", raw=True)
+    if table.empty:
+        raise fail("csv_path", "a CSV file with at least one row", str(csv_path))
     folder = csv_path.resolve().parent
     rows = []
     for record in table[needed].to_dict("records"):
@@ -213,7 +214,7 @@ def _frame_file(text: str) -> str:
     try:
         frame_format(text)
     except ValueError as error:  # a check of the name alone, whose message argparse would hide
-        raise argparse.ArgumentTypeError(_one_line(error)) from error
+        raise argparse.ArgumentTypeError(_short(error)) from error
     return _existing_file(text)
 
 

@@ -301,7 +301,8 @@ def test_bad_meta_option_values_exit_2(args, named, tmp_path, capsys):
     frame = tmp_path / "frame.parquet"
     pfa.save_frame(pd.DataFrame({"obj": ["a"], "matrix": [np.zeros((2, 2))]}), frame)
     capsys.readouterr()
-    assert main(["meta", str(frame), "--entry", "obj", *args, "--out", str(tmp_path / "m.parquet")]) == 2
+    out = str(tmp_path / "m.parquet")
+    assert main(["meta", str(frame), "--entry", "obj", *args, "--out", out]) == 2
     assert named in one_error_line(capsys, "meta")
 
 
@@ -352,6 +353,17 @@ def test_a_read_only_output_folder_exits_1(study, tmp_path, capsys):
         assert not out.exists()
     finally:
         folder.chmod(0o700)
+
+
+def test_an_output_folder_that_is_a_file_exits_1(study, tmp_path, capsys):
+    """A real OSError, also for root: the folder of --out is a plain file."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    capsys.readouterr()
+    assert main(rdms_args(study[0], blocker / "rdms.parquet", "--layers", "conv1")) == 1
+    assert str(blocker) in one_error_line(capsys, "rdms")
+    assert main(["demo", "--weights", "random", "--quiet", "--out", str(blocker / "demo")]) == 1
+    assert str(blocker) in one_error_line(capsys, "demo")
 
 
 @pytest.mark.parametrize("bug", [RuntimeError("a bug"), KeyError("matrix"), ValueError("a bug")])
