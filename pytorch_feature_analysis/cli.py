@@ -211,17 +211,14 @@ def _existing_file(text: str) -> str:
 
 
 def _frame_file(text: str) -> str:
-    try:
-        frame_format(text)
-    except ValueError as error:  # a check of the name alone, whose message argparse would hide
-        raise argparse.ArgumentTypeError(_short(error)) from error
+    frame_format(text)
     return _existing_file(text)
 
 
 def _out_frame(text: str) -> str:
     try:
         kind = frame_format(text)
-    except ValueError:
+    except InvalidInputError:
         kind = None
     if kind not in ("parquet", "pickle"):
         raise fail("path", "a .parquet file (or .p/.pkl for pickle)", text)
