@@ -21,20 +21,23 @@ A metric may also be given as ``(name, func)``, where ``func(x, y)`` takes two
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
+import torch
+
+from ._validation import check_choice, check_columns, check_device, check_int, fail, problem, public
 
 __all__ = [
     "METRIC_NAMES",
     "COMPARISON_METHODS",
     "Metric",
     "resolve_metrics",
+    "RDMAccumulator",
     "compute_rdms",
     "pairwise_dissimilarities",
     "corr_dissim",
@@ -53,10 +56,10 @@ _METRIC_KINDS = ("builtin", "pairwise", "matrix")
 # their squared norms are recomputed from their difference (cancellation).
 _REFINE_FRACTION = 1e-6
 
-# Row norms below this may have lost precision to underflow when squared.
-_SMALLEST_SAFE_NORM = 1e-150
+# Rows are scaled by 2**-e before squaring, with |e| at most this.
+_MAX_EXPONENT = 1000
 
-# Number of float64 values held at once when working in chunks (32 MiB).
+# Number of float64 values converted or held at once when working in chunks (32 MiB).
 _CHUNK_VALUES = 2**22
 
 
@@ -91,31 +94,37 @@ def _is_single_spec(spec: Any) -> bool:
     )
 
 
-def _resolve_one(spec: Any, param_name: str, func_name: str) -> Metric:
+def _resolve_one(spec: Any, param_name: str) -> Metric:
     if isinstance(spec, Metric):
         return spec
     if isinstance(spec, str):
         if spec not in METRIC_NAMES:
-            raise ValueError(
-                f"The {param_name!r} parameter of {func_name} must name metrics among "
-                f"{METRIC_NAMES} or give (name, func) pairs; got {spec!r} instead."
-            )
+            raise fail(param_name, f"metric names among {METRIC_NAMES} or (name, func) pairs", spec)
         return Metric(spec)
     if _is_single_spec(spec):
         name, func = spec[0], spec[1]
         kind = spec[2] if len(spec) == 3 else "pairwise"
         if kind not in ("pairwise", "matrix"):
-            raise ValueError(
-                f"The {param_name!r} parameter of {func_name} takes (name, func, kind) "
-                f"triples with kind 'pairwise' or 'matrix'; got kind {kind!r} for "
-                f"metric {name!r} instead."
+            raise fail(
+                param_name, "(name, func, kind) triples with kind 'pairwise' or 'matrix'",
+                f"kind {kind!r} for metric {name!r}", raw=True,
             )
         return Metric(name, func, kind)
-    raise TypeError(
-        f"The {param_name!r} parameter of {func_name} must hold metric names from "
-        f"{METRIC_NAMES}, (name, func) pairs or (name, func, 'matrix') triples; "
-        f"got {spec!r} instead."
+    raise fail(
+        param_name,
+        f"metric names from {METRIC_NAMES}, (name, func) pairs or (name, func, 'matrix') triples",
+        spec,
     )
+
+
+def _as_called_from(func_name: str, func: Callable, *args: Any) -> Any:
+    """Call ``func`` so that its errors name ``func_name`` (unless a public call is running)."""
+
+    def call() -> Any:
+        return func(*args)
+
+    call.__name__ = func_name
+    return public(call)()
 
 
 def resolve_metrics(
@@ -132,7 +141,8 @@ def resolve_metrics(
         ``(name, func, 'matrix')`` triple where ``func(patterns)`` returns the
         ``n x n`` matrix for an ``(n, p)`` patterns matrix.
     param_name, func_name : str, optional
-        The parameter and function named in error messages.
+        The parameter and function named in error messages (the public
+        function the user called is named instead when there is one).
 
     Returns
     -------
@@ -141,60 +151,428 @@ def resolve_metrics(
 
     Raises
     ------
-    ValueError
-        For an unknown name, an empty list or a name given twice.
-    TypeError
-        For a specification of another form.
+    InvalidInputError
+        For an unknown name, an empty list, a name given twice or a
+        specification of another form.
 
     Examples
     --------
     >>> [m.name for m in resolve_metrics(['corr', ('l1', lambda x, y: abs(x - y).sum())])]
     ['corr', 'l1']
     """
+    return _as_called_from(func_name, _resolve_specs, metrics, param_name)
+
+
+def _resolve_specs(metrics: Any, param_name: str) -> list[Metric]:
     specs = [metrics] if _is_single_spec(metrics) else metrics
     try:
         specs = list(specs)
     except TypeError:
         specs = [specs]
     if not specs:
-        raise ValueError(
-            f"The {param_name!r} parameter of {func_name} must hold at least one "
-            f"metric; got an empty list instead."
-        )
-    resolved = [_resolve_one(spec, param_name, func_name) for spec in specs]
+        raise fail(param_name, "at least one metric", "an empty list", raw=True)
+    resolved = [_resolve_one(spec, param_name) for spec in specs]
     names = [metric.name for metric in resolved]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(
-            f"The {param_name!r} parameter of {func_name} must name each metric once; "
-            f"got {repeated} more than once instead."
-        )
+        raise fail(param_name, "each metric named once", f"{repeated} more than once", raw=True)
     return resolved
 
 
-def _as_patterns(patterns: Any, func_name: str) -> np.ndarray:
-    if not isinstance(patterns, np.ndarray):
-        raise TypeError(
-            f"The 'patterns' parameter of {func_name} must be a numpy array of shape "
-            f"(n_stimuli, n_features); got {type(patterns).__name__} instead."
+def _as_patterns(patterns: Any) -> torch.Tensor:
+    """The patterns as a 2-D float32 or float64 tensor (no copy for those dtypes)."""
+    if isinstance(patterns, np.ndarray):
+        if not (np.issubdtype(patterns.dtype, np.number) or patterns.dtype == bool):
+            raise fail("patterns", "an array of numbers", f"dtype {patterns.dtype}", raw=True)
+        if np.issubdtype(patterns.dtype, np.complexfloating):
+            raise fail("patterns", "an array of real numbers", f"dtype {patterns.dtype}", raw=True)
+        if patterns.dtype not in (np.float32, np.float64) or min(patterns.strides, default=0) < 0:
+            patterns = np.ascontiguousarray(patterns, dtype=np.float64)
+        patterns = torch.from_numpy(patterns)
+    elif isinstance(patterns, torch.Tensor):
+        if patterns.is_complex():
+            raise fail("patterns", "a tensor of real numbers", f"dtype {patterns.dtype}", raw=True)
+        patterns = patterns.detach()
+        if patterns.dtype not in (torch.float32, torch.float64):
+            patterns = patterns.to(torch.float64)
+    else:
+        raise fail(
+            "patterns", "a numpy array or torch tensor of shape (n_stimuli, n_features)",
+            type(patterns).__name__, raw=True,
         )
-    if patterns.ndim != 2 or patterns.shape[1] == 0:
-        raise ValueError(
-            f"The 'patterns' parameter of {func_name} must be a 2-D array of shape "
-            f"(n_stimuli, n_features) with at least one feature; got shape "
-            f"{patterns.shape} instead."
+    if patterns.ndim != 2 or patterns.shape[0] == 0 or patterns.shape[1] == 0:
+        raise fail(
+            "patterns", "a 2-D array of shape (n_stimuli, n_features) with at least one of each",
+            f"shape {tuple(patterns.shape)}", raw=True,
         )
-    if not (np.issubdtype(patterns.dtype, np.number) or patterns.dtype == bool):
-        raise TypeError(
-            f"The 'patterns' parameter of {func_name} must hold numbers; got dtype "
-            f"{patterns.dtype} instead."
+    return patterns
+
+
+def _power_of_two_exponents(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the exponent e with max |row| < 2**e (clamped), and whether the row is nonzero."""
+    peak = torch.nan_to_num(rows.abs().amax(dim=1), nan=0.0, posinf=0.0)
+    exponent = torch.frexp(peak).exponent.to(torch.int64).clamp_(-_MAX_EXPONENT, _MAX_EXPONENT)
+    return exponent, peak > 0
+
+
+class _Gram:
+    """A running float64 Gram matrix and row sums of rows rescaled by powers of two.
+
+    Row ``i`` is stored divided by ``2**exps[i]`` so that its largest value is
+    below 1: tiny or huge values neither underflow nor overflow when squared.
+    When a chunk raises a row's exponent, the statistics already summed are
+    rescaled (exactly: by powers of two). ``per_row=False`` uses one exponent
+    for all rows (distances need a common scale).
+    """
+
+    def __init__(self, n: int, device: torch.device, per_row: bool):
+        self.gram = torch.zeros((n, n), dtype=torch.float64, device=device)
+        self.sums = torch.zeros(n, dtype=torch.float64, device=device)
+        self.exps = torch.zeros(n, dtype=torch.int64, device=device)
+        self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+        self.per_row = per_row
+
+    def add(self, rows: torch.Tensor) -> None:
+        exponent, nonzero = _power_of_two_exponents(rows)
+        if not self.per_row:
+            nonzero = nonzero.any().expand_as(nonzero)
+            exponent = torch.where(nonzero, exponent, -_MAX_EXPONENT).amax().expand_as(exponent)
+        new = torch.where(self.seen, torch.maximum(self.exps, exponent), exponent)
+        new = torch.where(nonzero | self.seen, new, self.exps)
+        factor = torch.ldexp(torch.ones_like(self.sums), torch.where(self.seen, self.exps - new, 0))
+        self.gram *= factor[:, None] * factor[None, :]
+        self.sums *= factor
+        self.exps, self.seen = new, self.seen | nonzero
+        scaled = torch.ldexp(rows, -new[:, None])
+        self.gram.addmm_(scaled, scaled.T)
+        self.sums += scaled.sum(dim=1)
+
+    def scaled_rows(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of the original rows, in float64, scaled as stored."""
+        return torch.ldexp(rows[index].to(torch.float64), -self.exps[index, None])
+
+
+def _unit_rows(rows: torch.Tensor) -> torch.Tensor:
+    return rows / torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+
+
+class _Correlation:
+    """1 - Pearson r between rows, from a Gram matrix of rows shifted by a per-row pivot.
+
+    The pivot (each row's mean over the first chunk) removes most of a large
+    offset before squaring; r does not change under a per-row shift or scale.
+    """
+
+    def __init__(self, n: int, device: torch.device):
+        self.stats = _Gram(n, device, per_row=True)
+        self.pivot: torch.Tensor | None = None
+        self.count = 0
+        self.low = torch.full((n,), math.inf, dtype=torch.float64, device=device)
+        self.high = torch.full((n,), -math.inf, dtype=torch.float64, device=device)
+
+    def add(self, rows: torch.Tensor) -> None:
+        if self.pivot is None:
+            self.pivot = rows.mean(dim=1)
+        low, high = torch.aminmax(rows, dim=1)
+        self.low, self.high = torch.minimum(self.low, low), torch.maximum(self.high, high)
+        self.stats.add(rows - self.pivot[:, None])
+        self.count += rows.shape[1]
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        stats = self.stats
+        cov = stats.gram - torch.outer(stats.sums, stats.sums) / self.count
+        spread = torch.sqrt(torch.diagonal(cov).clamp(min=0.0))
+        matrix = (1.0 - cov / torch.outer(spread, spread)).clamp_(min=0.0)
+        if whole is not None:
+            means = self.pivot + torch.ldexp(stats.sums, stats.exps) / self.count
+
+            def unit(index: torch.Tensor) -> torch.Tensor:
+                centred = whole[index].to(torch.float64) - means[index, None]
+                return _unit_rows(torch.ldexp(centred, -stats.exps[index, None]))
+
+            _refine(matrix, matrix <= _REFINE_FRACTION, unit, 0.5, whole.shape[1])
+        return matrix, self.low == self.high
+
+
+class _Cosine:
+    """1 - cosine similarity between rows, from one Gram matrix."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.stats = _Gram(n, device, per_row=True)
+
+    def add(self, rows: torch.Tensor) -> None:
+        self.stats.add(rows)
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        gram = self.stats.gram
+        norms = torch.sqrt(torch.diagonal(gram))
+        matrix = (1.0 - gram / torch.outer(norms, norms)).clamp_(min=0.0)
+        if whole is not None:
+            unit = lambda index: _unit_rows(self.stats.scaled_rows(whole, index))  # noqa: E731
+            _refine(matrix, matrix <= _REFINE_FRACTION, unit, 0.5, whole.shape[1])
+        return matrix, ~self.stats.seen
+
+
+class _SquaredEuclidean:
+    """Squared distances from a Gram matrix of feature columns centred over the patterns.
+
+    Distances do not change when a feature is shifted, and every chunk holds
+    all patterns, so each column is centred within its chunk: a large common
+    offset never reaches the squares.
+    """
+
+    def __init__(self, n: int, device: torch.device):
+        self.stats = _Gram(n, device, per_row=False)
+
+    def add(self, rows: torch.Tensor) -> None:
+        finite = torch.isfinite(rows).all(dim=1)
+        shift = rows[finite].mean(dim=0) if finite.any() else torch.zeros_like(rows[0])
+        self.stats.add(rows - shift)
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None]:
+        sq_norms = torch.diagonal(self.stats.gram)
+        scale = sq_norms[:, None] + sq_norms[None, :]
+        matrix = (scale - 2.0 * self.stats.gram).clamp_(min=0.0)
+        if whole is not None:
+            scaled = lambda index: self.stats.scaled_rows(whole, index)  # noqa: E731
+            _refine(matrix, matrix <= _REFINE_FRACTION * scale, scaled, 1.0, whole.shape[1])
+        return torch.ldexp(matrix, 2 * self.stats.exps[0]), None
+
+
+class _Manhattan:
+    """City-block distances, summed over chunks of features."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.total = torch.zeros((n, n), dtype=torch.float64, device=device)
+
+    def add(self, rows: torch.Tensor) -> None:
+        self.total += torch.cdist(rows[None], rows[None], p=1.0)[0]
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None]:
+        return self.total, None
+
+
+def _refine(
+    matrix: torch.Tensor, suspect: torch.Tensor, transform: Callable, factor: float, width: int
+) -> None:
+    """Recompute suspect pairs of the upper triangle as factor * |t(x_i) - t(x_j)|**2.
+
+    ``transform(index)`` gives float64 rows of ``width`` features.
+    """
+    first, second = torch.nonzero(torch.triu(suspect, diagonal=1), as_tuple=True)
+    per_chunk = max(1, _CHUNK_VALUES // (2 * width))
+    for start in range(0, first.numel(), per_chunk):
+        rows, cols = first[start : start + per_chunk], second[start : start + per_chunk]
+        diff = transform(rows) - transform(cols)
+        matrix[rows, cols] = factor * torch.einsum("ij,ij->i", diff, diff)
+
+
+class _Identity:
+    """Classes of exactly equal, finite patterns, refined chunk by chunk."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.classes = torch.zeros(n, dtype=torch.int64, device=device)
+        self.finite = torch.ones(n, dtype=torch.bool, device=device)
+        self.all_distinct = n == 1
+
+    def add(self, rows: torch.Tensor) -> None:
+        self.finite &= torch.isfinite(rows).all(dim=1)
+        if self.all_distinct:
+            return
+        labels = torch.where(self.finite, self.classes, -1 - torch.arange(len(rows), device=rows.device))
+        keys = torch.cat([labels[:, None].to(torch.float64), torch.nan_to_num(rows, 0.0, 0.0, 0.0)], 1)
+        self.classes = torch.unique(keys, dim=0, return_inverse=True)[1]
+        self.all_distinct = bool(self.classes.max() == len(rows) - 1)
+
+    def same(self) -> torch.Tensor:
+        """n x n: True where two finite patterns are identical."""
+        both = self.finite[:, None] & self.finite[None, :]
+        return both & (self.classes[:, None] == self.classes[None, :])
+
+
+_GROUPS = {
+    "corr": _Correlation,
+    "cosine": _Cosine,
+    "euclidean_distance": _SquaredEuclidean,
+    "sq_euclidean": _SquaredEuclidean,
+    "manhattan": _Manhattan,
+}
+
+
+def _average_ranks(rows: torch.Tensor) -> torch.Tensor:
+    """Average ranks (1-based, ties share their mean rank) within each row; NaN rows stay NaN.
+
+    Ranks are exact in float32 below 2**23 features, so float32 rows keep float32.
+    """
+    n, p = rows.shape
+    dtype = torch.float32 if rows.dtype == torch.float32 and p < 2**23 else torch.float64
+    ranks = torch.empty((n, p), dtype=dtype, device=rows.device)
+    block = max(1, _CHUNK_VALUES // p)
+    for start in range(0, n, block):
+        part = rows[start : start + block].contiguous()
+        ordered = torch.sort(part, dim=1).values
+        low = torch.searchsorted(ordered, part, side="left")
+        high = torch.searchsorted(ordered, part, side="right")
+        ranks[start : start + block] = (low + high + 1).to(dtype) / 2
+    ranks[torch.isnan(rows).any(dim=1)] = math.nan
+    return ranks
+
+
+def _spearman_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Rows whose Pearson correlations are the Spearman ones of ``rows``.
+
+    Constant rows keep their values, so that they stay constant (undefined
+    correlation) and equal only to the same constant.
+    """
+    ranks = _average_ranks(rows)
+    constant = (rows == rows[:, :1]).all(dim=1)
+    ranks[constant] = rows[constant].to(ranks.dtype)
+    return ranks
+
+
+class RDMAccumulator:
+    """Builds the RDMs of ``n`` patterns from chunks of their features (columns).
+
+    Every built-in metric except ``'spearman'`` is computed from n x n float64
+    statistics summed over chunks, on the device of the chunks: a Gram matrix
+    and row sums (``'corr'``, ``'cosine'``, the Euclidean metrics), running
+    per-row minima and maxima (constant and all-zero patterns) and summed
+    city-block distances (``'manhattan'``). Each chunk is converted to float64
+    in pieces of at most ``_CHUNK_VALUES`` values, so no float64 copy of a
+    whole chunk is made; only the finished n x n RDMs reach the host.
+
+    Parameters
+    ----------
+    n : int
+        Number of patterns (rows of every chunk).
+    metrics : list of Metric
+        The metrics, see :func:`resolve_metrics`.
+    device : torch.device or str, default 'cpu'
+        Where the chunks are and the statistics are kept.
+
+    Attributes
+    ----------
+    needs_whole_patterns : bool
+        True when a metric (``'spearman'``, a user's pairwise or ``'matrix'``
+        function) needs every feature of a pattern at once: then :meth:`add`
+        must be called exactly once, with all features.
+
+    Notes
+    -----
+    When :meth:`add` is called once, the accumulator keeps a reference to the
+    chunk (do not change it before :meth:`finish`) and recomputes pairs that
+    are close relative to their norms (1 - r, 1 - cos or the squared distance
+    below 1e-6 of the squared norms) from their differences. With several
+    chunks this refinement is not possible: such a pair's dissimilarity then
+    has an absolute error of about 1e-16 times the squared norms (a relative
+    error of about 1e-10 for 1 - r = 1e-6). Identical patterns still give
+    exactly 0, and a large offset common to all patterns still cancels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> patterns = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 4.0, 7.0], [3.0, 0.0, 4.0, 1.0]])
+    >>> accumulator = RDMAccumulator(3, resolve_metrics(['corr', 'sq_euclidean']))
+    >>> accumulator.add(patterns[:, :2])
+    >>> accumulator.add(patterns[:, 2:])
+    >>> corr, sq_euclid = accumulator.finish()
+    >>> float(sq_euclid[0, 1]), round(float(corr[0, 1]), 6)
+    (21.0, 0.005623)
+    >>> RDMAccumulator.workspace_bytes(100, ['corr', 'sq_euclidean'])
+    166400
+    """
+
+    def __init__(self, n: int, metrics: list[Metric], device: torch.device | str = "cpu"):
+        self.n = check_int(n, "n", minimum=1)
+        self.metrics = resolve_metrics(metrics)
+        self.device = torch.device(device)
+        self.needs_whole_patterns = any(
+            m.kind != "builtin" or m.name == "spearman" for m in self.metrics
         )
-    if np.issubdtype(patterns.dtype, np.complexfloating):
-        raise TypeError(
-            f"The 'patterns' parameter of {func_name} must hold real numbers; got "
-            f"dtype {patterns.dtype} instead."
-        )
-    return np.asarray(patterns, dtype=np.float64)
+        names = {m.name for m in self.metrics if m.kind == "builtin"}
+        self._groups = {}
+        for name in names & set(_GROUPS):
+            kind = _GROUPS[name]
+            self._groups.setdefault(kind, kind(self.n, self.device))
+        self._identity = _Identity(self.n, self.device)
+        self._whole: torch.Tensor | None = None
+        self._calls = 0
+
+    @staticmethod
+    def workspace_bytes(n: int, metrics: Any) -> int:
+        """Bytes of the n x n float64 statistics held on the device between calls.
+
+        :meth:`finish` briefly needs about three more n x n float64 matrices.
+        """
+        names = {m.name for m in resolve_metrics(metrics) if m.kind == "builtin"}
+        kinds = {_GROUPS[name] for name in names & set(_GROUPS)}
+        matrices = len(kinds) + ("spearman" in names)
+        return 8 * n * n * matrices + 8 * 8 * n
+
+    def add(self, chunk: torch.Tensor) -> None:
+        """Add the features in ``chunk``, an (n, f) float32/float64 tensor on the device."""
+        if not isinstance(chunk, torch.Tensor) or chunk.ndim != 2 or chunk.shape[0] != self.n:
+            raise fail("chunk", f"a 2-D tensor with {self.n} rows", _describe_shape(chunk), raw=True)
+        if self.needs_whole_patterns and self._calls:
+            raise problem("RDMAccumulator.add was called twice, but its metrics need whole patterns.")
+        self._calls += 1
+        self._whole = chunk if self._calls == 1 else None
+        width = max(1, _CHUNK_VALUES // self.n)
+        for start in range(0, chunk.shape[1], width):
+            rows = chunk[:, start : start + width].to(torch.float64)
+            self._identity.add(rows)
+            for group in self._groups.values():
+                group.add(rows)
+
+    def finish(self) -> list[np.ndarray]:
+        """One float64 n x n RDM per metric, in order (conventions of :func:`compute_rdms`)."""
+        if not self._calls:
+            raise problem("RDMAccumulator.finish was called before any chunk was added.")
+        results = {kind: group.finish(self._whole) for kind, group in self._groups.items()}
+        same = self._identity.same()
+        rdms = []
+        for metric in self.metrics:
+            if metric.kind != "builtin":
+                rdms.append(_user_rdm(self._whole, metric))
+                continue
+            if metric.name == "spearman":
+                matrix, degenerate, same_ranks = self._spearman()
+                rdms.append(_finalize(matrix, degenerate, same_ranks))
+                continue
+            matrix, degenerate = results[_GROUPS[metric.name]]
+            if metric.name == "euclidean_distance":
+                matrix = torch.sqrt(matrix)
+            rdms.append(_finalize(matrix, degenerate, same))
+        return rdms
+
+    def _spearman(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ranks = _spearman_rows(self._whole)
+        correlation, identity = _Correlation(self.n, self.device), _Identity(self.n, self.device)
+        width = max(1, _CHUNK_VALUES // self.n)
+        for start in range(0, ranks.shape[1], width):
+            rows = ranks[:, start : start + width].to(torch.float64)
+            identity.add(rows)
+            correlation.add(rows)
+        return (*correlation.finish(ranks), identity.same())
+
+
+def _describe_shape(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _finalize(
+    matrix: torch.Tensor, degenerate: torch.Tensor | None, same: torch.Tensor
+) -> np.ndarray:
+    """NaN for degenerate patterns, 0 for identical ones, symmetric from the upper triangle."""
+    matrix = matrix.clone()
+    if degenerate is not None:
+        matrix[degenerate, :] = math.nan
+        matrix[:, degenerate] = math.nan
+    matrix[same] = 0.0
+    upper = torch.triu(matrix, diagonal=1)
+    return (upper + upper.T).cpu().numpy()
 
 
 def _symmetric_from_upper(upper: np.ndarray, n: int) -> np.ndarray:
@@ -206,118 +584,13 @@ def _symmetric_from_upper(upper: np.ndarray, n: int) -> np.ndarray:
     return matrix
 
 
-def _squared_distances(rows: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances between rows, from one Gram matrix.
-
-    Pairs that are close relative to their norms lose precision in the Gram
-    formula; they are recomputed from their differences, in chunks.
-    """
-    n, p = rows.shape
-    sq_norms = np.einsum("ij,ij->i", rows, rows)
-    gram = np.dot(rows, rows.T)
-    first, second = np.triu_indices(n, 1)
-    scale = sq_norms[first] + sq_norms[second]
-    upper = scale - 2.0 * gram[first, second]
-    del gram
-    suspect = np.flatnonzero(upper <= _REFINE_FRACTION * scale)
-    chunk = max(1, _CHUNK_VALUES // p)
-    for start in range(0, suspect.size, chunk):
-        pairs = suspect[start : start + chunk]
-        diff = rows[first[pairs]] - rows[second[pairs]]
-        upper[pairs] = np.einsum("ij,ij->i", diff, diff)
-    np.maximum(upper, 0.0, out=upper)
-    return _symmetric_from_upper(upper, n)
-
-
-def _constant_rows(patterns: np.ndarray) -> np.ndarray:
-    return np.all(patterns == patterns[:, :1], axis=1)
-
-
-def _mark_degenerate(
-    matrix: np.ndarray, degenerate: np.ndarray, identity_values: np.ndarray
-) -> np.ndarray:
-    """Set NaN for pairs involving a degenerate pattern, 0 for identical ones."""
-    if degenerate.any():
-        matrix[degenerate, :] = np.nan
-        matrix[:, degenerate] = np.nan
-        index = np.flatnonzero(degenerate)
-        values = identity_values[index]
-        same = values[:, None] == values[None, :]
-        matrix[np.ix_(index, index)] = np.where(same, 0.0, np.nan)
-        np.fill_diagonal(matrix, 0.0)
-    return matrix
-
-
-def _normalize_rows(rows: np.ndarray, degenerate: np.ndarray) -> np.ndarray:
-    """Scale each row of a fresh array to unit length in place; degenerate rows become 0.
-
-    Rows are first divided by their largest magnitude, so that tiny or huge
-    values neither underflow nor overflow when squared.
-    """
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    safe = np.isfinite(norms) & (norms > _SMALLEST_SAFE_NORM)
-    if not np.all(safe | degenerate):  # squares would under- or overflow: rescale first
-        largest = np.maximum(rows.max(axis=1), -rows.min(axis=1))
-        largest[degenerate | (largest == 0)] = np.inf
-        rows /= largest[:, None]
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    norms[degenerate | (norms == 0)] = np.inf
-    rows /= norms[:, None]
-    return rows
-
-
-def _correlation_distances(rows: np.ndarray, identity_values: np.ndarray) -> np.ndarray:
-    """1 - Pearson r between rows, as half the squared distance of z-scored rows."""
-    constant = _constant_rows(rows)
-    unit = _normalize_rows(rows - rows.mean(axis=1, keepdims=True), constant)
-    matrix = 0.5 * _squared_distances(unit)
-    return _mark_degenerate(matrix, constant, identity_values)
-
-
-def _cosine_distances(patterns: np.ndarray) -> np.ndarray:
-    zero = ~np.any(patterns, axis=1)
-    unit = _normalize_rows(patterns.copy(), zero)
-    matrix = 0.5 * _squared_distances(unit)
-    return _mark_degenerate(matrix, zero, np.zeros(len(patterns)))
-
-
-def _centered_squared_distances(patterns: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances after removing the mean pattern (same distances)."""
-    shift = patterns.mean(axis=0)
-    if not np.all(np.isfinite(shift)):  # rare: average the finite patterns only
-        finite = np.all(np.isfinite(patterns), axis=1)
-        shift = patterns[finite].mean(axis=0) if finite.any() else np.zeros(patterns.shape[1])
-    return _squared_distances(patterns - shift)
-
-
-class _SharedWork:
-    """Builds built-in RDMs for one patterns matrix, computing shared parts once."""
-
-    def __init__(self, patterns: np.ndarray):
-        self.patterns = patterns
-        self._sq_distances: np.ndarray | None = None
-
-    def squared_distances(self) -> np.ndarray:
-        if self._sq_distances is None:
-            self._sq_distances = _centered_squared_distances(self.patterns)
-        return self._sq_distances
-
-    def builtin(self, name: str) -> np.ndarray:
-        patterns = self.patterns
-        if name == "corr":
-            return _correlation_distances(patterns, patterns[:, 0])
-        if name == "spearman":
-            ranks = stats.rankdata(patterns, axis=1)
-            return _correlation_distances(ranks, patterns[:, 0])
-        if name == "cosine":
-            return _cosine_distances(patterns)
-        if name == "euclidean_distance":
-            return np.sqrt(self.squared_distances())
-        if name == "sq_euclidean":
-            return self.squared_distances().copy()
-        if name == "manhattan":
-            return distance.squareform(distance.pdist(patterns, "cityblock"))
-        raise ValueError(f"Unknown built-in metric {name!r}; expected one of {METRIC_NAMES}.")
+def _user_rdm(whole: torch.Tensor, metric: Metric) -> np.ndarray:
+    """A user's metric on the patterns as a read-only float64 numpy array."""
+    patterns = whole.to("cpu", torch.float64).numpy().view()
+    patterns.flags.writeable = False
+    if metric.kind == "pairwise":
+        return _pairwise_rdm(patterns, metric)
+    return _matrix_rdm(patterns, metric)
 
 
 def _as_number(value: Any, metric_name: str) -> float:
@@ -325,8 +598,8 @@ def _as_number(value: Any, metric_name: str) -> float:
         value = value.reshape(()).item()
     if isinstance(value, (numbers.Real, np.bool_)):
         return float(value)
-    raise TypeError(
-        f"The function of metric {metric_name!r} must return one number for two "
+    raise problem(
+        f"the function of metric {metric_name!r} must return one number for two "
         f"patterns; got {type(value).__name__} ({value!r:.80}) instead."
     )
 
@@ -345,30 +618,34 @@ def _matrix_rdm(patterns: np.ndarray, metric: Metric) -> np.ndarray:
     try:
         matrix = np.asarray(result, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"The function of metric {metric.name!r} must return an {n} x {n} array "
+        raise problem(
+            f"the function of metric {metric.name!r} must return an {n} x {n} array "
             f"of numbers; got {type(result).__name__} instead."
         ) from error
     if matrix.shape != (n, n):
-        raise ValueError(
-            f"The function of metric {metric.name!r} must return an {n} x {n} array for "
+        raise problem(
+            f"the function of metric {metric.name!r} must return an {n} x {n} array for "
             f"{n} patterns; got shape {matrix.shape} instead."
         )
     if not np.allclose(matrix, matrix.T, rtol=1e-7, atol=1e-12, equal_nan=True):
-        raise ValueError(
-            f"The function of metric {metric.name!r} must return a symmetric matrix; "
+        raise problem(
+            f"the function of metric {metric.name!r} must return a symmetric matrix; "
             f"got a matrix that differs from its transpose instead."
         )
     return _symmetric_from_upper(matrix[np.triu_indices(n, 1)], n)
 
 
-def compute_rdms(patterns: np.ndarray, metrics: Any) -> list[np.ndarray]:
+@public
+def compute_rdms(patterns: Any, metrics: Any) -> list[np.ndarray]:
     """Compute one RDM per metric from a patterns matrix.
+
+    A thin caller of :class:`RDMAccumulator`, on the device of ``patterns``.
 
     Parameters
     ----------
-    patterns : numpy.ndarray, shape (n_stimuli, n_features)
+    patterns : numpy.ndarray or torch.Tensor, shape (n_stimuli, n_features)
         One activation pattern per row (any real dtype; computed in float64).
+        A user's metric function gets a read-only float64 numpy array.
     metrics : str, tuple or list
         Metric specifications, see :func:`resolve_metrics`.
 
@@ -376,11 +653,13 @@ def compute_rdms(patterns: np.ndarray, metrics: Any) -> list[np.ndarray]:
     -------
     list of numpy.ndarray
         One float64 ``n x n`` matrix per metric, in order: exactly symmetric,
-        with an exactly zero diagonal. ``'corr'``, ``'spearman'`` and
-        ``'cosine'`` are NaN for a pair with a constant (for ``'cosine'``: an
-        all-zero) pattern, unless the two patterns are identical (then 0), as
-        the original library's ``corr_dissim``. A ``'matrix'`` function's
-        result is checked for shape and symmetry and its diagonal set to 0.
+        with an exactly zero diagonal, and exactly 0 for identical patterns.
+        ``'corr'``, ``'spearman'`` and ``'cosine'`` are NaN for a pair with a
+        constant (for ``'cosine'``: an all-zero) pattern, unless the two
+        patterns are identical (then 0), as the original library's
+        ``corr_dissim``. A pattern holding NaN gives NaN with every other
+        pattern. A ``'matrix'`` function's result is checked for shape and
+        symmetry and its diagonal set to 0.
 
     Examples
     --------
@@ -389,22 +668,14 @@ def compute_rdms(patterns: np.ndarray, metrics: Any) -> list[np.ndarray]:
     >>> float(corr[0, 1]), round(float(euclid[0, 1]) ** 2, 9)
     (0.0, 5.0)
     """
-    resolved = resolve_metrics(metrics, param_name="metrics", func_name="compute_rdms")
-    values = _as_patterns(patterns, "compute_rdms")
-    readonly = values.view()
-    readonly.flags.writeable = False
-    shared = _SharedWork(readonly)
-    rdms = []
-    for metric in resolved:
-        if metric.kind == "builtin":
-            rdms.append(shared.builtin(metric.name))
-        elif metric.kind == "pairwise":
-            rdms.append(_pairwise_rdm(readonly, metric))
-        else:
-            rdms.append(_matrix_rdm(readonly, metric))
-    return rdms
+    resolved = resolve_metrics(metrics)
+    values = _as_patterns(patterns)
+    accumulator = RDMAccumulator(values.shape[0], resolved, values.device)
+    accumulator.add(values)
+    return accumulator.finish()
 
 
+@public
 def pairwise_dissimilarities(patterns: np.ndarray, metric: Any = "corr") -> np.ndarray:
     """Compute the RDM of a patterns matrix for one metric.
 
@@ -427,13 +698,11 @@ def pairwise_dissimilarities(patterns: np.ndarray, metric: Any = "corr") -> np.n
            [5., 0.]])
     """
     if not _is_single_spec(metric):
-        raise TypeError(
-            f"The 'metric' parameter of pairwise_dissimilarities must be one metric "
-            f"specification; got {metric!r} instead."
-        )
+        raise fail("metric", "one metric specification", metric)
     return compute_rdms(patterns, [metric])[0]
 
 
+@public
 def corr_dissim(x: Any, y: Any) -> float:
     """1 - Pearson correlation of two patterns.
 
@@ -448,23 +717,21 @@ def corr_dissim(x: Any, y: Any) -> float:
     x = np.ravel(np.asarray(x, dtype=np.float64))
     y = np.ravel(np.asarray(y, dtype=np.float64))
     if x.shape != y.shape:
-        raise ValueError(
-            f"The 'x' and 'y' parameters of corr_dissim must have the same length; got "
-            f"{x.size} and {y.size} instead."
+        raise problem(
+            f"the 'x' and 'y' parameters must have the same length; got {x.size} and "
+            f"{y.size} instead."
         )
     return float(compute_rdms(np.stack([x, y]), ["corr"])[0][0, 1])
 
 
-def _square_matrix(matrix: Any, param_name: str, func_name: str) -> np.ndarray:
+def _square_matrix(matrix: Any, param_name: str) -> np.ndarray:
     array = np.asarray(matrix)
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise ValueError(
-            f"The {param_name!r} parameter of {func_name} must be a square 2-D array; "
-            f"got shape {array.shape} instead."
-        )
+        raise fail(param_name, "a square 2-D array", f"shape {array.shape}", raw=True)
     return array
 
 
+@public
 def get_upper_triang(matrix: Any) -> np.ndarray:
     """The entries above the diagonal of a square matrix, row by row, as a 1-D array.
 
@@ -473,7 +740,7 @@ def get_upper_triang(matrix: Any) -> np.ndarray:
     >>> get_upper_triang(np.arange(9).reshape(3, 3))
     array([1, 2, 5])
     """
-    array = _square_matrix(matrix, "matrix", "get_upper_triang")
+    array = _square_matrix(matrix, "matrix")
     return array[np.triu_indices(array.shape[0], 1)]
 
 
@@ -481,6 +748,7 @@ def _pearson_r(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+@public
 def correlate_upper_triang(m1: Any, m2: Any, func: Callable = _pearson_r) -> Any:
     """Correlate the upper triangles of two matrices.
 
@@ -502,12 +770,12 @@ def correlate_upper_triang(m1: Any, m2: Any, func: Callable = _pearson_r) -> Any
     >>> correlate_upper_triang(m, 2 * m)
     1.0
     """
-    first = _square_matrix(m1, "m1", "correlate_upper_triang")
-    second = _square_matrix(m2, "m2", "correlate_upper_triang")
+    first = _square_matrix(m1, "m1")
+    second = _square_matrix(m2, "m2")
     if first.shape != second.shape:
-        raise ValueError(
-            f"The 'm1' and 'm2' parameters of correlate_upper_triang must have the same "
-            f"shape; got {first.shape} and {second.shape} instead."
+        raise problem(
+            f"the 'm1' and 'm2' parameters must have the same shape; got {first.shape} "
+            f"and {second.shape} instead."
         )
     return func(get_upper_triang(first), get_upper_triang(second))
 
@@ -528,82 +796,97 @@ def get_array_ranks(array: Any) -> np.ndarray:
     return order.argsort(kind="stable").reshape(values.shape)
 
 
-def _rdm_stack(rdms: Any, param_name: str) -> np.ndarray:
-    """Turn the accepted RDM containers into a float64 (m, n, n) stack."""
+def _upper_triangles(rdms: Any, param_name: str, device: torch.device) -> torch.Tensor:
+    """The upper triangles of the accepted RDM containers, as a float64 (m, t) tensor."""
     if isinstance(rdms, pd.DataFrame):
-        if "matrix" not in rdms.columns:
-            raise KeyError(
-                f"The {param_name!r} parameter of compare_rdms must have a 'matrix' "
-                f"column; got columns {list(rdms.columns)} instead."
-            )
+        check_columns(rdms, ["matrix"], param_name)
         matrices = list(rdms["matrix"])
     elif isinstance(rdms, pd.Series):
         matrices = [rdms["matrix"]] if "matrix" in rdms.index else list(rdms)
-    elif isinstance(rdms, np.ndarray) and rdms.ndim == 2:
+    elif isinstance(rdms, (np.ndarray, torch.Tensor)) and rdms.ndim == 2:
         matrices = [rdms]
-    elif isinstance(rdms, (np.ndarray, list, tuple)):
+    elif isinstance(rdms, (np.ndarray, torch.Tensor, list, tuple)):
         matrices = list(rdms)
     else:
-        raise TypeError(
-            f"The {param_name!r} parameter of compare_rdms must be an RDM, a 3-D stack, "
-            f"a list of RDMs or an RDM DataFrame; got {type(rdms).__name__} instead."
+        raise fail(
+            param_name, "an RDM, a 3-D stack, a list of RDMs or an RDM DataFrame",
+            type(rdms).__name__, raw=True,
         )
     if not matrices:
-        raise ValueError(
-            f"The {param_name!r} parameter of compare_rdms must hold at least one RDM; "
-            f"got none instead."
-        )
-    arrays = [np.asarray(matrix, dtype=np.float64) for matrix in matrices]
+        raise fail(param_name, "at least one RDM", "none", raw=True)
+    arrays = [torch.as_tensor(matrix, dtype=torch.float64, device=device) for matrix in matrices]
     for array in arrays:
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
-            raise ValueError(
-                f"The {param_name!r} parameter of compare_rdms must hold square 2-D "
-                f"RDMs; got an array of shape {array.shape} instead."
-            )
+            raise fail(param_name, "square 2-D RDMs", f"an array of shape {tuple(array.shape)}", raw=True)
     sizes = sorted({array.shape[0] for array in arrays})
     if len(sizes) > 1:
-        raise ValueError(
-            f"The {param_name!r} parameter of compare_rdms must hold RDMs of one size; "
-            f"got sizes {sizes} instead."
-        )
-    return np.stack(arrays)
+        raise fail(param_name, "RDMs of one size", f"sizes {sizes}", raw=True)
+    rows, cols = torch.triu_indices(sizes[0], sizes[0], 1, device=device)
+    return torch.stack(arrays)[:, rows, cols]
 
 
-def _normalized_rows(vectors: np.ndarray, center: bool) -> np.ndarray:
+def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
+    """Rows scaled to unit length (centred first if asked); NaN rows where undefined.
+
+    A row is undefined when it is constant (centred) or all zero (not centred),
+    tested exactly rather than through a rounded norm.
+    """
+    low, high = torch.aminmax(vectors, dim=1)
     if center:
-        vectors = vectors - vectors.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors - vectors.mean(dim=1, keepdim=True)
+        degenerate = low == high
+    else:
+        degenerate = (low == 0) & (high == 0)
+    unit = _unit_rows(vectors)
+    unit[degenerate] = math.nan
+    return unit
 
 
-def _pair_signs(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """sign(v[a] - v[b]) for a in [start, stop) and b > a (0 elsewhere), one row per vector."""
-    positions = np.arange(vectors.shape[1])
-    later = positions[None, :] > np.arange(start, stop)[:, None]
-    diff = np.sign(vectors[:, start:stop, None] - vectors[:, None, :])
-    return np.where(later, diff, 0.0).reshape(len(vectors), -1)
+def _pair_signs(vectors: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """sign(v[a] - v[b]) for a in [start, stop) and b > a (0 elsewhere), one row per vector.
+
+    float32 is exact: every product of signs summed in one matrix product is
+    +-1 or 0, and a product sums fewer than 2**24 of them.
+    """
+    later = torch.arange(start + 1, vectors.shape[1], device=vectors.device)
+    mask = later[None, :] > torch.arange(start, stop, device=vectors.device)[:, None]
+    diff = torch.sign(vectors[:, start:stop, None] - vectors[:, None, start + 1 :])
+    return (diff * mask).to(torch.float32).reshape(len(vectors), -1)
 
 
-def _kendall_tau_a(first: np.ndarray, second: np.ndarray, same: bool) -> np.ndarray:
-    """Kendall's tau-a between rows: sign-difference vectors and matrix products."""
+def _kendall_tau_a(first: torch.Tensor, second: torch.Tensor, same: bool) -> torch.Tensor:
+    """Kendall's tau-a between rows: sign-difference vectors and matrix products.
+
+    Only the pairs of positions in one block are held at once; constant rows give NaN.
+    """
     t = first.shape[1]
     block = max(1, _CHUNK_VALUES // ((len(first) + len(second)) * t))
-    total = np.zeros((len(first), len(second)))
+    total = torch.zeros((len(first), len(second)), dtype=torch.float64, device=first.device)
     for start in range(0, t - 1, block):
         stop = min(start + block, t - 1)
         signs_first = _pair_signs(first, start, stop)
         signs_second = signs_first if same else _pair_signs(second, start, stop)
-        total += signs_first @ signs_second.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / (t * (t - 1) / 2)
+        total += (signs_first @ signs_second.T).to(torch.float64)
+    undefined_first = first.amin(dim=1) == first.amax(dim=1)
+    undefined_second = second.amin(dim=1) == second.amax(dim=1)
+    total[undefined_first, :] = math.nan
+    total[:, undefined_second] = math.nan
+    return total / (t * (t - 1) / 2)
 
 
-def compare_rdms(rdms: Any, other: Any = None, method: str = "pearson") -> np.ndarray:
-    """Similarity between RDMs, computed on their upper triangles.
+@public
+def compare_rdms(
+    rdms: Any, other: Any = None, method: str = "pearson", device: Any = None
+) -> np.ndarray:
+    """Similarity between RDMs, computed on their upper triangles in torch float64.
+
+    Pearson, Spearman and cosine are one matrix product of normalised upper
+    triangles; Kendall's tau-a sums products of pair signs, in blocks of pairs
+    of positions, also as matrix products.
 
     Parameters
     ----------
-    rdms : array_like, list of arrays, DataFrame or Series
+    rdms : array_like, tensor, list of arrays, DataFrame or Series
         One RDM (2-D), a 3-D stack, a list of RDMs, an RDM DataFrame (its
         ``'matrix'`` column) or one row of such a frame.
     other : same forms as ``rdms``, optional
@@ -611,6 +894,8 @@ def compare_rdms(rdms: Any, other: Any = None, method: str = "pearson") -> np.nd
     method : {'pearson', 'spearman', 'kendall_tau_a', 'cosine'}, default 'pearson'
         Pearson correlation, Spearman correlation (average ranks for ties),
         Kendall's tau-a, or cosine similarity.
+    device : str or torch.device, optional
+        Where to compute ('cpu' when omitted); the result comes back as numpy.
 
     Returns
     -------
@@ -625,30 +910,23 @@ def compare_rdms(rdms: Any, other: Any = None, method: str = "pearson") -> np.nd
     >>> compare_rdms([a, 2 * a + 1], method='spearman')
     array([[1., 1.],
            [1., 1.]])
+    >>> compare_rdms(a, np.ones((3, 3)) - np.eye(3), method='kendall_tau_a')
+    array([[nan]])
     """
-    if method not in COMPARISON_METHODS:
-        raise ValueError(
-            f"The 'method' parameter of compare_rdms must be one of {COMPARISON_METHODS}; "
-            f"got {method!r} instead."
+    check_choice(method, "method", COMPARISON_METHODS)
+    device = torch.device("cpu") if device is None else check_device(device)
+    first = _upper_triangles(rdms, "rdms", device)
+    second = first if other is None else _upper_triangles(other, "other", device)
+    if first.shape[1] != second.shape[1]:
+        raise problem(
+            "the 'rdms' and 'other' parameters must hold RDMs of the same size; got "
+            f"{first.shape[1]} and {second.shape[1]} upper-triangle entries instead."
         )
-    first_stack = _rdm_stack(rdms, "rdms")
-    second_stack = first_stack if other is None else _rdm_stack(other, "other")
-    n, n_other = first_stack.shape[1], second_stack.shape[1]
-    if n != n_other:
-        raise ValueError(
-            f"The 'rdms' and 'other' parameters of compare_rdms must hold RDMs of the "
-            f"same size; got {n} x {n} and {n_other} x {n_other} instead."
-        )
-    rows, cols = np.triu_indices(n, 1)
-    first = first_stack[:, rows, cols]
-    second = first if other is None else second_stack[:, rows, cols]
     if method == "kendall_tau_a":
-        return _kendall_tau_a(first, second, same=other is None)
+        return _kendall_tau_a(first, second, same=other is None).cpu().numpy()
     if method == "spearman":
-        first = stats.rankdata(first, axis=1)
-        second = first if other is None else stats.rankdata(second, axis=1)
-    unit_first = _normalized_rows(first, center=method != "cosine")
-    unit_second = (
-        unit_first if other is None else _normalized_rows(second, center=method != "cosine")
-    )
-    return np.clip(unit_first @ unit_second.T, -1.0, 1.0)
+        first = _average_ranks(first)
+        second = first if other is None else _average_ranks(second)
+    unit_first = _unit_vectors(first, center=method != "cosine")
+    unit_second = unit_first if other is None else _unit_vectors(second, method != "cosine")
+    return (unit_first @ unit_second.T).clamp_(-1.0, 1.0).cpu().numpy()

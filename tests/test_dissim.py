@@ -353,5 +353,5 @@ def test_compare_rdms_errors():
         pfa.compare_rdms(random_rdms(1, 4, 0), random_rdms(1, 5, 0))
     with pytest.raises(ValueError, match="'method'.*'kendall'"):
         pfa.compare_rdms(random_rdms(2, 4, 0), method="kendall")
-    with pytest.raises(KeyError, match="'matrix'"):
+    with pytest.raises(pfa.InvalidInputError, match="'matrix'"):
         pfa.compare_rdms(pd.DataFrame({"rdm": random_rdms(2, 4, 0)}))
