@@ -336,7 +336,12 @@ class _SquaredEuclidean:
         if whole is not None:
             scaled = lambda index: self.stats.scaled_rows(whole, index)  # noqa: E731
             _refine(matrix, matrix <= _REFINE_FRACTION * scale, scaled, 1.0, whole.shape[1])
-        return torch.ldexp(matrix, 2 * self.stats.exps[0]), None
+        return matrix, None
+
+    def unscaled(self, scaled: torch.Tensor, power: int) -> torch.Tensor:
+        """Distances (power 1) or squared distances (power 2) from scaled squared ones."""
+        root = torch.sqrt(scaled) if power == 1 else scaled
+        return torch.ldexp(root, power * self.stats.exps[0])
 
 
 class _Manhattan:
@@ -539,9 +544,11 @@ class RDMAccumulator:
                 matrix, degenerate, same_ranks = self._spearman()
                 rdms.append(_finalize(matrix, degenerate, same_ranks))
                 continue
-            matrix, degenerate = results[_GROUPS[metric.name]]
-            if metric.name == "euclidean_distance":
-                matrix = torch.sqrt(matrix)
+            kind = _GROUPS[metric.name]
+            matrix, degenerate = results[kind]
+            if kind is _SquaredEuclidean:
+                power = 1 if metric.name == "euclidean_distance" else 2
+                matrix = self._groups[kind].unscaled(matrix, power)
             rdms.append(_finalize(matrix, degenerate, same))
         return rdms
 

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -355,3 +356,124 @@ def test_compare_rdms_errors():
         pfa.compare_rdms(random_rdms(2, 4, 0), method="kendall")
     with pytest.raises(pfa.InvalidInputError, match="'matrix'"):
         pfa.compare_rdms(pd.DataFrame({"rdm": random_rdms(2, 4, 0)}))
+
+
+CHUNKABLE = ["corr", "euclidean_distance", "cosine", "sq_euclidean", "manhattan"]
+
+
+def accumulate(patterns, names, widths, device="cpu"):
+    tensor = torch.as_tensor(patterns, device=device)
+    accumulator = pfa.RDMAccumulator(len(patterns), pfa.resolve_metrics(names), device)
+    assert not accumulator.needs_whole_patterns
+    start = 0
+    for width in widths:
+        accumulator.add(tensor[:, start : start + width])
+        start += width
+    assert start == tensor.shape[1]
+    return accumulator.finish()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_accumulator_in_chunks_equals_one_chunk_and_scipy(dtype, monkeypatch):
+    rng = np.random.default_rng(11)
+    patterns = (3.0 + rng.normal(size=(9, 57))).astype(dtype)
+    patterns[4] = patterns[2]  # identical patterns
+    whole = accumulate(patterns, CHUNKABLE, [57])
+    monkeypatch.setattr(dissim, "_CHUNK_VALUES", 40)  # sub-chunks inside add() too
+    chunked = accumulate(patterns, CHUNKABLE, [5, 1, 20, 31])
+    for name, one, several in zip(CHUNKABLE, whole, chunked):
+        np.testing.assert_allclose(several, one, rtol=1e-12, atol=1e-12)
+        assert_rdm_close(several, scipy_rdm(patterns.astype(np.float64), name), atol=1e-15)
+        assert several[2, 4] == 0.0 and np.array_equal(several, several.T)
+
+
+def test_accumulator_in_chunks_keeps_degenerate_rules():
+    patterns = np.array(
+        [[2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0], [5.0, 5.0, 5.0, 5.0], [0.0] * 4, [1.0, 3.0, 0.0, 2.0]]
+    )
+    corr, cosine = accumulate(patterns, ["corr", "cosine"], [1, 3])
+    assert corr[0, 1] == 0.0 and np.isnan(corr[0, 2]) and np.isnan(corr[0, 4])
+    assert cosine[0, 2] == 0.0 and np.isnan(cosine[3, 4]) and np.isnan(cosine[3, 0])
+    assert_rdm_close(cosine[np.ix_([0, 2, 4], [0, 2, 4])], scipy_rdm(patterns[[0, 2, 4]], "cosine"))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+@pytest.mark.parametrize("name", ["corr", "euclidean_distance", "cosine", "manhattan"])
+def test_tiny_and_huge_values_are_rescaled(scale, name):
+    rng = np.random.default_rng(12)
+    patterns = rng.normal(size=(6, 20))
+    # The first chunk holds small values only: the scale found later must be applied.
+    patterns[:, :4] *= 1e-3
+    expected = scipy_rdm(patterns, name)
+    if name in ("euclidean_distance", "manhattan"):
+        expected = expected * scale
+    assert_rdm_close(accumulate(patterns * scale, [name], [4, 16])[0], expected)
+
+
+def test_accumulator_needs_whole_patterns_for_spearman_and_callables():
+    for metrics in (["spearman"], [("l1", lambda x, y: 0.0)], ["corr", ("m", np.cov, "matrix")]):
+        accumulator = pfa.RDMAccumulator(3, pfa.resolve_metrics(metrics))
+        assert accumulator.needs_whole_patterns
+        accumulator.add(torch.zeros(3, 2))
+        with pytest.raises(pfa.InvalidInputError, match="whole patterns"):
+            accumulator.add(torch.zeros(3, 2))
+
+
+def test_accumulator_workspace_counts_its_matrices():
+    one = 8 * 50 * 50
+    base = pfa.RDMAccumulator.workspace_bytes(50, ["corr"])
+    assert base >= one
+    assert pfa.RDMAccumulator.workspace_bytes(50, ["euclidean_distance", "sq_euclidean"]) == base
+    assert pfa.RDMAccumulator.workspace_bytes(50, ["corr", "cosine", "manhattan"]) == base + 2 * one
+
+
+def test_compute_rdms_accepts_a_tensor(random_patterns):
+    from_tensor = pfa.compute_rdms(torch.from_numpy(random_patterns).float(), list(dissim.METRIC_NAMES))
+    for name, rdm in zip(dissim.METRIC_NAMES, from_tensor):
+        assert_rdm_close(rdm, scipy_rdm(random_patterns.astype(np.float32).astype(np.float64), name))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_equals_cpu(random_patterns):
+    names = list(dissim.METRIC_NAMES)
+    patterns = torch.from_numpy(random_patterns)
+    for cpu, cuda in zip(pfa.compute_rdms(patterns, names), pfa.compute_rdms(patterns.cuda(), names)):
+        np.testing.assert_allclose(cuda, cpu, rtol=0, atol=1e-10)
+    chunked_cpu = accumulate(random_patterns, CHUNKABLE, [7, 33])
+    chunked_cuda = accumulate(random_patterns, CHUNKABLE, [7, 33], device="cuda")
+    for cpu, cuda in zip(chunked_cpu, chunked_cuda):
+        np.testing.assert_allclose(cuda, cpu, rtol=0, atol=1e-10)
+    rdms = random_rdms(5, 8, seed=13, ties=True)
+    for method in dissim.COMPARISON_METHODS:
+        np.testing.assert_allclose(
+            pfa.compare_rdms(rdms, method=method, device="cuda"),
+            pfa.compare_rdms(rdms, method=method), rtol=0, atol=1e-10,
+        )
+
+
+def test_kendall_tau_a_equals_scipy_without_ties():
+    rdms = random_rdms(5, 12, seed=14)
+    upper = [squareform(m) for m in rdms]
+    expected = [[stats.kendalltau(x, y, variant="b")[0] for y in upper] for x in upper]
+    np.testing.assert_allclose(pfa.compare_rdms(rdms, method="kendall_tau_a"), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", dissim.COMPARISON_METHODS)
+def test_constant_upper_triangle_gives_nan(method):
+    rdms = random_rdms(3, 6, seed=15)
+    constant = squareform(np.full(15, 0.0 if method == "cosine" else 2.5))
+    result = pfa.compare_rdms(rdms + [constant], method=method)
+    assert np.all(np.isnan(result[3])) and np.all(np.isnan(result[:, 3]))
+    assert not np.any(np.isnan(result[:3, :3]))
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman", "kendall_tau_a"])
+def test_compare_rdms_equals_rsatoolbox(method):
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    names = {"pearson": "corr", "spearman": "spearman", "kendall_tau_a": "tau-a"}
+    rdms = np.stack(random_rdms(6, 9, seed=16, ties=method != "pearson"))
+    other = np.stack(random_rdms(4, 9, seed=17, ties=method != "pearson"))
+    expected = rsatoolbox.rdm.compare(
+        rsatoolbox.rdm.RDMs(rdms), rsatoolbox.rdm.RDMs(other), method=names[method]
+    )
+    np.testing.assert_allclose(pfa.compare_rdms(rdms, other, method=method), expected, atol=1e-12)
