@@ -12,7 +12,8 @@ file, never a different number), the library's metadata carries a checksum
 and a format version (a file from a newer layout is refused), and the file
 is readable by pyarrow, DuckDB or polars without this library. The column
 layout is described in the private module
-``pytorch_feature_analysis._arrow_codec``. Reading a pickle can run any code
+``pytorch_feature_analysis._arrow_codec`` (and on the documentation's page
+"Trusting your results"). Reading a pickle can run any code
 it holds, so :func:`load_frame` and :func:`combine_frames` read pickles only
 with ``allow_pickle=True``.
 

@@ -749,11 +749,18 @@ def test_damaged_library_metadata_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*do not decode"):
         load_frame(path)
 
+    table = pq.read_table(path)
     metadata[METADATA_KEY] = b'{"format_version": 1, "columns": [}'
-    table = pq.read_table(path).replace_schema_metadata(metadata)
-    pq.write_table(table, path)
+    pq.write_table(table.replace_schema_metadata(metadata), path)
     with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*checksum of its metadata"):
         load_frame(path)
+
+    checksum = zlib.crc32(metadata[METADATA_KEY] + b"\0" + metadata[b"pandas"])
+    metadata[CHECKSUM_KEY] = str(checksum).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pytest.raises(InvalidInputError, match=r"rdms\.parquet.*JSONDecodeError") as error:
+        load_frame(path)
+    assert isinstance(error.value.__cause__.__cause__, json.JSONDecodeError)
 
 
 def test_rows_lost_from_the_stored_count_are_an_error(tmp_path):
