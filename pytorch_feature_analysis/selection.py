@@ -12,6 +12,8 @@ import numbers
 import numpy as np
 from scipy import stats
 
+from ._validation import fail, public
+
 __all__ = [
     "get_extreme_dissims_total",
     "get_dissims_that_match",
@@ -31,33 +33,29 @@ _PVALUE_CHUNK = 8
 _PVALUE_ROUNDING = 1e-9
 
 
-def _validated_rdm(input_rdm, func_name):
+def _validated_rdm(input_rdm):
     """Return ``input_rdm`` as a float64 array after checking it is square and 2-D."""
+    expected = "a square 2-D numeric array"
     try:
         rdm = np.asarray(input_rdm, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(
-            f"The 'input_rdm' parameter of {func_name} must be a square 2-D "
-            f"numeric array; got {type(input_rdm).__name__} instead."
-        ) from None
+        raise fail("input_rdm", expected, type(input_rdm).__name__, raw=True) from None
     if rdm.ndim != 2 or rdm.shape[0] != rdm.shape[1]:
-        raise ValueError(
-            f"The 'input_rdm' parameter of {func_name} must be a square 2-D "
-            f"numeric array; got an array of shape {rdm.shape} instead."
-        )
+        raise fail("input_rdm", expected, f"an array of shape {rdm.shape}", raw=True)
     return rdm
 
 
-def _validated_count(value, n_items, param_name, func_name):
+def _validated_count(value, n_items, param):
     """Return the number of items to pick: ``n_items`` for 'all', else a checked int."""
     if isinstance(value, str) and value == "all":
         return n_items
     is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not is_int or not 2 <= value <= n_items:
-        raise ValueError(
-            f"The '{param_name}' parameter of {func_name} must be 'all' or an "
-            f"integer between 2 and {n_items} (the number of items in "
-            f"input_rdm); got {value!r} instead."
+        raise fail(
+            param,
+            f"'all' or an int between 2 and {n_items} (the number of items of "
+            f"input_rdm, a {n_items} x {n_items} matrix)",
+            value,
         )
     return int(value)
 
@@ -82,6 +80,7 @@ def _trivial_selection(rdm):
     return rdm.copy(), list(range(rdm.shape[0]))
 
 
+@public
 def get_extreme_dissims_total(input_rdm, num_items="all"):
     """Pick the items that are as dissimilar from each other as possible.
 
@@ -103,6 +102,12 @@ def get_extreme_dissims_total(input_rdm, num_items="all"):
         The sub-matrix of the chosen items, in the order they were chosen.
     inds : list of int
         Indices of the chosen items in ``input_rdm``, in the order chosen.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``input_rdm`` is not a square 2-D numeric array, or ``num_items`` is
+        neither ``'all'`` nor an int from 2 to the number of items.
 
     Notes
     -----
@@ -134,12 +139,11 @@ def get_extreme_dissims_total(input_rdm, num_items="all"):
     >>> bool(output_rdm.mean() > 0.25)
     True
     """
-    func_name = "get_extreme_dissims_total"
-    rdm = _validated_rdm(input_rdm, func_name)
+    rdm = _validated_rdm(input_rdm)
     n_items = rdm.shape[0]
     if n_items < 2 and isinstance(num_items, str) and num_items == "all":
         return _trivial_selection(rdm)
-    num_items = _validated_count(num_items, n_items, "num_items", func_name)
+    num_items = _validated_count(num_items, n_items, "num_items")
 
     inds = _first_extreme_pair(rdm, largest=True)
     if inds is None:
@@ -163,6 +167,7 @@ def _mean_upper_triangle(matrix):
     return float(np.mean(matrix[np.triu_indices(matrix.shape[0], k=1)]))
 
 
+@public
 def get_dissims_that_match(input_rdm, target_val, num_items_final="all"):
     """Pick items whose mean pairwise dissimilarity is as close as possible to a target.
 
@@ -189,6 +194,13 @@ def get_dissims_that_match(input_rdm, target_val, num_items_final="all"):
         Mean dissimilarity above the diagonal of ``output_rdm`` (NaN when
         nothing could be chosen).
 
+    Raises
+    ------
+    InvalidInputError
+        If ``input_rdm`` is not a square 2-D numeric array, or ``num_items_final`` is
+        neither ``'all'`` nor an int from 2 to the number of items. Also if
+        ``target_val`` is not a finite number.
+
     Notes
     -----
     The mean of a candidate set is over the entries ``input_rdm[a, b]`` with
@@ -214,21 +226,15 @@ def get_dissims_that_match(input_rdm, target_val, num_items_final="all"):
     >>> len(inds), bool(abs(mean_dissim - 0.55) < 0.01)
     (20, True)
     """
-    func_name = "get_dissims_that_match"
-    rdm = _validated_rdm(input_rdm, func_name)
+    rdm = _validated_rdm(input_rdm)
     is_number = isinstance(target_val, numbers.Real) and not isinstance(target_val, bool)
     if not is_number or not np.isfinite(target_val):
-        raise ValueError(
-            f"The 'target_val' parameter of {func_name} must be a finite "
-            f"number; got {target_val!r} instead."
-        )
+        raise fail("target_val", "a finite number", target_val)
     n_items = rdm.shape[0]
     if n_items < 2 and isinstance(num_items_final, str) and num_items_final == "all":
         output_rdm, inds = _trivial_selection(rdm)
         return output_rdm, inds, np.nan
-    num_items_final = _validated_count(
-        num_items_final, n_items, "num_items_final", func_name
-    )
+    num_items_final = _validated_count(num_items_final, n_items, "num_items_final")
 
     inds = _first_extreme_pair(np.abs(rdm - target_val), largest=False)
     if inds is None:
@@ -314,6 +320,7 @@ def _most_uniform_candidate(candidates, statistics, n_values):
     return int(candidates[np.isin(statistics, levels[: pvalues.size][pvalues == best])][0])
 
 
+@public
 def get_most_uniform_dissims(input_rdm, num_items_final):
     """Pick items whose pairwise dissimilarities spread as uniformly as possible over [0, 1].
 
@@ -337,6 +344,12 @@ def get_most_uniform_dissims(input_rdm, num_items_final):
         The sub-matrix of the chosen items, in the order they were chosen.
     inds : list of int
         Indices of the chosen items in ``input_rdm``, in the order chosen.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``input_rdm`` is not a square 2-D numeric array, or ``num_items_final`` is
+        neither ``'all'`` nor an int from 2 to the number of items.
 
     Notes
     -----
@@ -364,14 +377,11 @@ def get_most_uniform_dissims(input_rdm, num_items_final):
     >>> output_rdm.shape
     (10, 10)
     """
-    func_name = "get_most_uniform_dissims"
-    rdm = _validated_rdm(input_rdm, func_name)
+    rdm = _validated_rdm(input_rdm)
     n_items = rdm.shape[0]
     if n_items < 2 and isinstance(num_items_final, str) and num_items_final == "all":
         return _trivial_selection(rdm)
-    num_items_final = _validated_count(
-        num_items_final, n_items, "num_items_final", func_name
-    )
+    num_items_final = _validated_count(num_items_final, n_items, "num_items_final")
 
     inds = _first_extreme_pair(rdm, largest=True)
     if inds is None:

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from pytorch_feature_analysis import InvalidInputError
 from pytorch_feature_analysis.selection import (
     get_dissims_that_match,
     get_extreme_dissims_total,
@@ -251,23 +252,37 @@ def test_inputs_are_not_modified():
     ],
 )
 def test_bad_matrix_is_rejected(bad_rdm, message):
-    with pytest.raises((ValueError, TypeError), match=message):
-        get_extreme_dissims_total(bad_rdm, 2)
+    for select in (get_extreme_dissims_total, get_most_uniform_dissims):
+        with pytest.raises(InvalidInputError,
+                           match=rf"'input_rdm' parameter of {select.__name__} must be .*{message}"):
+            select(bad_rdm, 2)
+    with pytest.raises(InvalidInputError, match=message):
+        get_dissims_that_match(bad_rdm, 0.5, 2)
 
 
 @pytest.mark.parametrize("bad_count", [0, 1, 6, "most", 2.0, True])
 def test_bad_item_count_is_rejected(bad_count):
     matrix = _symmetric(np.random.default_rng(6), 5)
-    with pytest.raises(ValueError, match="'num_items' parameter of get_extreme_dissims_total"):
+    with pytest.raises(InvalidInputError, match="'num_items' parameter of get_extreme_dissims_total"):
         get_extreme_dissims_total(matrix, bad_count)
-    with pytest.raises(ValueError, match="'num_items_final' parameter of get_dissims_that"):
+    with pytest.raises(InvalidInputError, match="'num_items_final' parameter of get_dissims_that"):
         get_dissims_that_match(matrix, 0.5, bad_count)
-    with pytest.raises(ValueError, match=r"between 2 and 5 .*got"):
+    with pytest.raises(InvalidInputError, match=r"between 2 and 5 .*got"):
         get_most_uniform_dissims(matrix, bad_count)
+
+
+def test_a_count_beyond_the_matrix_names_the_count_and_the_matrix_size():
+    matrix = _symmetric(np.random.default_rng(8), 4)
+    both = r"between 2 and 4 \(the number of items of input_rdm, a 4 x 4 matrix\); got 9 instead"
+    with pytest.raises(InvalidInputError, match=both):
+        get_extreme_dissims_total(matrix, 9)
+    with pytest.raises(InvalidInputError, match=both):
+        get_most_uniform_dissims(matrix, 9)
 
 
 @pytest.mark.parametrize("bad_target", [np.nan, "0.5", None, np.inf])
 def test_bad_target_is_rejected(bad_target):
     matrix = _symmetric(np.random.default_rng(7), 5)
-    with pytest.raises(ValueError, match="'target_val' parameter"):
+    with pytest.raises(InvalidInputError, match="'target_val' parameter of get_dissims_that_match"
+                       " must be a finite number"):
         get_dissims_that_match(matrix, bad_target, 3)
