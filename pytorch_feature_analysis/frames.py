@@ -9,6 +9,8 @@ import builtins
 import numpy as np
 import pandas as pd
 
+from ._validation import check_columns, fail, public
+
 __all__ = ["df_subset", "df_filter", "df_filtsort", "df_agg", "df_pivot", "df_inds2cols"]
 
 # numpy and builtin reductions mean what pandas' named reductions mean (std and
@@ -36,6 +38,7 @@ _PANDAS_REDUCTIONS = {
 }
 
 
+@public
 def df_subset(df, subset_list):
     """Keep the rows whose columns have the requested values.
 
@@ -58,8 +61,9 @@ def df_subset(df, subset_list):
 
     Raises
     ------
-    KeyError
-        If a pair names a column the frame lacks.
+    InvalidInputError
+        If ``df`` is not a DataFrame, a pair names a column it lacks, or the
+        pairs are malformed.
 
     Examples
     --------
@@ -84,9 +88,8 @@ def df_subset(df, subset_list):
       layer_label    x
     1  (relu1, 2)  0.2
     """
-    _check_frame(df, "df_subset")
-    pairs = _pairs(subset_list, "subset_list", "df_subset", "(column, value)")
-    _require_columns(df, [column for column, _ in pairs], "subset_list", "df_subset")
+    pairs = _pairs(subset_list, "subset_list", "(column, value)")
+    check_columns(df, [column for column, _ in pairs])
     keep = np.ones(len(df), dtype=bool)
     for column, value in pairs:
         series = df[column]
@@ -101,6 +104,7 @@ def df_subset(df, subset_list):
 df_filter = df_subset
 
 
+@public
 def df_filtsort(df, sortlist):
     """Keep the rows with the listed values and sort them in the listed order.
 
@@ -122,8 +126,9 @@ def df_filtsort(df, sortlist):
 
     Raises
     ------
-    KeyError
-        If a pair names a column the frame lacks.
+    InvalidInputError
+        If ``df`` is not a DataFrame, a pair names a column it lacks, or the
+        pairs are malformed.
 
     Examples
     --------
@@ -145,14 +150,15 @@ def df_filtsort(df, sortlist):
     0  New York    Male      70   50000
     1  New York    Male      72  100000
     """
-    _check_frame(df, "df_filtsort")
-    pairs = _pairs(sortlist, "sortlist", "df_filtsort", "(column, values)")
-    _require_columns(df, [column for column, _ in pairs], "sortlist", "df_filtsort")
+    pairs = _pairs(sortlist, "sortlist", "(column, values)")
+    check_columns(df, [column for column, _ in pairs])
     for column, values in pairs:
         if not isinstance(values, (list, tuple)):
-            raise TypeError(
-                "The 'sortlist' parameter of df_filtsort must pair each column with a "
-                f"list of values; got {values!r} for column {column!r} instead."
+            raise fail(
+                "sortlist",
+                "pairs of a column and a list of values",
+                f"{values!r} for column {column!r}",
+                raw=True,
             )
     keys = [_positions(df[column], list(values)) for column, values in pairs]
     keep = np.logical_and.reduce([key >= 0 for key in keys]) if keys else np.ones(len(df), bool)
@@ -160,6 +166,7 @@ def df_filtsort(df, sortlist):
     return df[keep].iloc[order].copy()
 
 
+@public
 def df_agg(df, group_vars, data_vars, agg_funcs):
     """Aggregate columns within groups, with flat ``<column>_<function>`` names.
 
@@ -190,8 +197,8 @@ def df_agg(df, group_vars, data_vars, agg_funcs):
 
     Raises
     ------
-    KeyError
-        If a named column is missing.
+    InvalidInputError
+        If ``df`` is not a DataFrame or a named column is missing.
 
     Examples
     --------
@@ -210,18 +217,19 @@ def df_agg(df, group_vars, data_vars, agg_funcs):
     2  New York  Female         65.5    0.707107     115000.0  49497.474683
     3  New York    Male         71.0    1.414214      75000.0  35355.339059
     """
-    _check_frame(df, "df_agg")
+    check_columns(df, [])
     if _is_rem(group_vars) and _is_rem(data_vars):
-        raise ValueError(
-            "The 'group_vars' and 'data_vars' parameters of df_agg must not both be "
-            "'rem'; got 'rem' for both instead."
+        raise fail(
+            "group_vars",
+            "a list of columns when data_vars is 'rem' (the two must not both be 'rem')",
+            group_vars,
         )
     if not _is_rem(data_vars):
         data_vars = _as_list(data_vars)
-        _require_columns(df, data_vars, "data_vars", "df_agg")
+        check_columns(df, data_vars)
     if not _is_rem(group_vars):
         group_vars = _as_list(group_vars)
-        _require_columns(df, group_vars, "group_vars", "df_agg")
+        check_columns(df, group_vars)
     if _is_rem(data_vars):
         data_vars = [c for c in df.columns if c not in group_vars]
     if _is_rem(group_vars):
@@ -236,6 +244,7 @@ def df_agg(df, group_vars, data_vars, agg_funcs):
     return df_inds2cols(aggregated)
 
 
+@public
 def df_pivot(df, index_cols, var_cols, value_cols, aggfunc="mean"):
     """Pivot to wide form with several value columns and flat column names.
 
@@ -267,8 +276,8 @@ def df_pivot(df, index_cols, var_cols, value_cols, aggfunc="mean"):
 
     Raises
     ------
-    KeyError
-        If a named column is missing.
+    InvalidInputError
+        If ``df`` is not a DataFrame or a named column is missing.
 
     Examples
     --------
@@ -287,14 +296,8 @@ def df_pivot(df, index_cols, var_cols, value_cols, aggfunc="mean"):
     1  New York           65.0         71.0       120000.0      75000.0
     2   Seattle           65.5         69.0       115000.0     120000.0
     """
-    _check_frame(df, "df_pivot")
     index_cols, var_cols, value_cols = map(_as_list, (index_cols, var_cols, value_cols))
-    for parameter, columns in [
-        ("index_cols", index_cols),
-        ("var_cols", var_cols),
-        ("value_cols", value_cols),
-    ]:
-        _require_columns(df, columns, parameter, "df_pivot")
+    check_columns(df, [*index_cols, *var_cols, *value_cols])
     if callable(aggfunc):
         aggfunc = _PANDAS_REDUCTIONS.get(aggfunc, aggfunc)
     table = df.pivot_table(values=value_cols, index=index_cols, columns=var_cols, aggfunc=aggfunc)
@@ -313,6 +316,7 @@ def df_pivot(df, index_cols, var_cols, value_cols, aggfunc="mean"):
     return wide.reset_index()
 
 
+@public
 def df_inds2cols(df):
     """Turn every index level of a frame (or series) into a leading column.
 
@@ -344,37 +348,18 @@ def df_inds2cols(df):
     """
     if isinstance(df, pd.Series):
         df = df.to_frame()
-    _check_frame(df, "df_inds2cols")
+    if not isinstance(df, pd.DataFrame):
+        raise fail("df", "a pandas DataFrame or Series", type(df).__name__, raw=True)
     return df.reset_index()
 
 
-def _check_frame(df, func):
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(
-            f"The 'df' parameter of {func} must be a pandas DataFrame; "
-            f"got {type(df).__name__} instead."
-        )
-
-
-def _require_columns(df, columns, parameter, func):
-    missing = [column for column in columns if column not in df.columns]
-    if missing:
-        raise KeyError(
-            f"The '{parameter}' parameter of {func} must name columns of the frame "
-            f"({list(df.columns)}); got missing column(s) {missing} instead."
-        )
-
-
-def _pairs(pairs, parameter, func, shape):
+def _pairs(pairs, param, shape):
     if isinstance(pairs, tuple):
         pairs = [pairs]
     if not isinstance(pairs, list) or not all(
         isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in pairs
     ):
-        raise TypeError(
-            f"The '{parameter}' parameter of {func} must be a list of {shape} pairs; "
-            f"got {pairs!r} instead."
-        )
+        raise fail(param, f"a list of {shape} pairs", pairs)
     return [tuple(pair) for pair in pairs]
 
 

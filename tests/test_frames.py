@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytorch_feature_analysis import InvalidInputError
 from pytorch_feature_analysis.frames import (
     df_agg,
     df_filter,
@@ -135,15 +136,17 @@ def test_subset_returns_a_new_frame():
 
 
 def test_subset_missing_column_is_named_with_the_available_ones():
-    with pytest.raises(KeyError, match=r"missing column\(s\) \['colour'\]") as error:
+    with pytest.raises(InvalidInputError,
+                       match=r"'df' parameter of df_subset .*column\(s\) \['colour'\]") as error:
         df_subset(people(), [("colour", "red"), ("city", "Boston")])
     assert "['city', 'gender', 'height', 'income']" in str(error.value)
+    assert df_filter(people(), [("city", "Boston")]).index.tolist() == [4, 5, 6, 7]
 
 
 def test_subset_list_must_hold_pairs():
-    with pytest.raises(TypeError, match="list of \\(column, value\\) pairs; got"):
+    with pytest.raises(InvalidInputError, match="list of \\(column, value\\) pairs; got"):
         df_subset(people(), ["city"])
-    with pytest.raises(TypeError, match="pandas DataFrame; got dict"):
+    with pytest.raises(InvalidInputError, match="pandas DataFrame; got dict"):
         df_subset({"city": []}, [("city", "Boston")])
 
 
@@ -196,9 +199,9 @@ def test_filtsort_matches_a_stable_sort_by_listed_position(rows, numbers, letter
 
 
 def test_filtsort_errors_name_the_problem():
-    with pytest.raises(KeyError, match=r"\['town'\]"):
+    with pytest.raises(InvalidInputError, match=r"'df' parameter of df_filtsort .*\['town'\]"):
         df_filtsort(people(), [("town", ["Boston"])])
-    with pytest.raises(TypeError, match="list of values; got 'Boston' for column 'city'"):
+    with pytest.raises(InvalidInputError, match="list of values; got 'Boston' for column 'city'"):
         df_filtsort(people(), [("city", "Boston")])
 
 
@@ -250,11 +253,11 @@ def test_df_agg_rem_options_and_function_forms():
 
 
 def test_df_agg_errors():
-    with pytest.raises(KeyError, match=r"'data_vars' parameter of df_agg.*\['weight'\]"):
+    with pytest.raises(InvalidInputError, match=r"'df' parameter of df_agg.*\['weight'\]"):
         df_agg(people(), ["city"], ["weight"], [np.mean])
-    with pytest.raises(KeyError, match=r"'group_vars' parameter of df_agg.*\['town'\]"):
+    with pytest.raises(InvalidInputError, match=r"'df' parameter of df_agg.*\['town'\]"):
         df_agg(people(), ["town"], "rem", [np.mean])
-    with pytest.raises(ValueError, match="must not both be 'rem'"):
+    with pytest.raises(InvalidInputError, match="must not both be 'rem'"):
         df_agg(people(), "rem", "rem", [np.mean])
 
 
@@ -296,8 +299,14 @@ def test_df_pivot_single_value_several_vars_and_aggfunc():
 
 
 def test_df_pivot_missing_columns():
-    with pytest.raises(KeyError, match=r"'value_cols' parameter of df_pivot.*\['weight'\]"):
+    with pytest.raises(InvalidInputError, match=r"'df' parameter of df_pivot.*\['weight'\]"):
         df_pivot(people(), ["city"], ["gender"], ["weight"])
+
+
+def test_df_inds2cols_refuses_what_is_no_frame():
+    with pytest.raises(InvalidInputError, match="'df' parameter of df_inds2cols must be a pandas "
+                       "DataFrame or Series; got list instead"):
+        df_inds2cols([1, 2])
 
 
 # --------------------------------------------------------------------------
