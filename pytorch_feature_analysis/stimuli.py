@@ -79,7 +79,7 @@ def default_transform(size: int = 224) -> v2.Compose:
     centre ``size`` x ``size`` square (so every image of a batch has the same
     shape), convert to floats in [0, 1] and normalise with the ImageNet mean
     and standard deviation. :func:`preprocess_images` gives the same result
-    for a whole batch at once, faster.
+    for a whole batch at once.
 
     Parameters
     ----------
@@ -228,7 +228,7 @@ def preprocess_images(images: Sequence[Any], transform: Any = None) -> torch.Ten
         the same shape. Default: :func:`default_transform` ``()``. The
         transforms :func:`default_transform` makes, of any size, run their
         conversion to floats and normalisation once for the whole batch (the
-        same values, several times faster).
+        same values, exactly).
 
     Returns
     -------

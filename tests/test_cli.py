@@ -113,13 +113,13 @@ def test_rdms_resumes_without_recomputing(study, tmp_path, monkeypatch, capsys):
     first = pfa.load_frame(out)
 
     requested = []
-    real_get_activations = rdms_module.get_activations
+    real_fill_targets = rdms_module.fill_targets  # get_rdms's one forward pass
 
-    def recording_get_activations(images, model, layers, **kwargs):
-        requested.append([tuple(label) for label in layers])
-        return real_get_activations(images, model, layers, **kwargs)
+    def recording_fill_targets(images, model, book, targets, **kwargs):
+        requested.append([tuple(label) for label in targets])
+        return real_fill_targets(images, model, book, targets, **kwargs)
 
-    monkeypatch.setattr(rdms_module, "get_activations", recording_get_activations)
+    monkeypatch.setattr(rdms_module, "fill_targets", recording_fill_targets)
 
     # the same command again: nothing runs through the model, the rows stay as they were
     assert main(rdms_args(csv, out, "--layers", "conv1")) == 0
