@@ -8,8 +8,10 @@ ordinary matplotlib objects: they work headless (Agg) and in notebooks.
 
 import inspect
 import math
+import numbers
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from PIL import Image
 from sklearn.manifold import MDS
+
+from ._contract import DERIVED_COLUMNS, PER_RDM_COLUMNS, SUB
+from ._validation import check_columns, check_int, fail, public
 
 __all__ = [
     "MDSResult",
@@ -28,11 +33,8 @@ __all__ = [
     "plot_rdm_grid",
 ]
 
-# Columns that hold an RDM's content, or repeat other columns, rather than
-# describe how the RDM differs from others.
-_NON_DESCRIPTIVE_COLUMNS = (
-    "matrix", "entry_keys", "entry_labels", "dissim_rankings", "perm_scramble", "layer_label",
-)
+# The columns every plot reads from an RDM frame.
+_PLOTTED_COLUMNS = ("matrix", "entry_keys")
 
 
 @dataclass(frozen=True)
@@ -64,51 +66,86 @@ class MDSResult:
 # ---------------------------------------------------------------------------
 
 
+class _RDM(NamedTuple):
+    """One RDM read from a frame: float64 matrix, entry keys and the whole row."""
+
+    matrix: np.ndarray
+    entry_keys: tuple
+    row: pd.Series
+
+
+def _describes_condition(column):
+    """Whether ``column`` tells RDMs apart (not their content, not a repeat), at any level."""
+    base = column
+    while isinstance(base, str) and base.endswith(SUB):
+        base = base[: -len(SUB)]
+    return base not in PER_RDM_COLUMNS + DERIVED_COLUMNS
+
+
 def _varying_columns(frame):
     """Metadata columns whose values differ across the rows of ``frame``."""
     return [
         col
         for col in frame.columns
-        if col not in _NON_DESCRIPTIVE_COLUMNS and len(set(map(repr, frame[col]))) > 1
+        if _describes_condition(col) and len(set(map(repr, frame[col]))) > 1
     ]
 
 
-def _single_rdm(rdm_df, func_name):
-    """Return ``(matrix, entry_keys, row)`` of the one RDM in ``rdm_df``."""
-    if isinstance(rdm_df, pd.DataFrame):
-        if len(rdm_df) != 1:
-            differing = _varying_columns(rdm_df)
-            hint = f" (the rows differ in {', '.join(differing)})" if differing else ""
-            raise ValueError(
-                f"The 'rdm_df' parameter of {func_name} must hold exactly one RDM "
-                f"(one row); got {len(rdm_df)} rows instead{hint}. Select one "
-                "row first, e.g. pfa.df_filter(rdm_df, [('layer', 'conv1')])."
-            )
-        row = rdm_df.iloc[0]
-    elif isinstance(rdm_df, pd.Series):
-        row = rdm_df
-    else:
-        raise TypeError(
-            f"The 'rdm_df' parameter of {func_name} must be a one-row DataFrame "
-            f"or a Series (one row of an RDM frame); got {type(rdm_df).__name__} "
-            "instead."
-        )
-    missing = [col for col in ("matrix", "entry_keys") if col not in row.index]
-    if missing:
-        raise ValueError(
-            f"The 'rdm_df' parameter of {func_name} is missing the column(s) "
-            f"{', '.join(map(repr, missing))}; an RDM frame from get_rdms or "
-            "get_meta_rdms has them."
-        )
-    matrix = np.asarray(row["matrix"], dtype=np.float64)
+def _read_rdm(rdm_df, needed=(), where=""):
+    """The one RDM of a one-row frame (or one row of a frame), checked.
+
+    Every plot reads its RDMs through here: ``needed`` names further columns
+    the plot uses, ``where`` says which row of a larger frame this is.
+    """
+    frame = rdm_df.to_frame().T if isinstance(rdm_df, pd.Series) else rdm_df
+    if not isinstance(frame, pd.DataFrame):
+        expected = "a one-row RDM frame or one row of it (a Series)"
+        raise fail("rdm_df", expected, type(rdm_df).__name__, raw=True)
+    check_columns(frame, [*_PLOTTED_COLUMNS, *needed], "rdm_df")
+    if len(frame) != 1:
+        raise _not_one_rdm(frame)
+    row = frame.iloc[0]
     entry_keys = tuple(tuple(key) for key in row["entry_keys"])
-    if matrix.ndim != 2 or matrix.shape != (len(entry_keys), len(entry_keys)):
-        raise ValueError(
-            f"The 'matrix' of the RDM passed to {func_name} must be square with "
-            f"one row per entry key ({len(entry_keys)}); got shape {matrix.shape} "
-            "instead."
+    try:
+        matrix = np.asarray(row["matrix"], dtype=np.float64)
+    except (TypeError, ValueError):
+        got = f"a matrix of {type(row['matrix']).__name__}{where}"
+        raise fail("rdm_df", "an RDM whose matrix is numeric", got, raw=True) from None
+    n = len(entry_keys)
+    if matrix.shape != (n, n):
+        expected = f"an RDM whose matrix is square with one row per entry key ({n})"
+        raise fail("rdm_df", expected, f"a matrix of shape {matrix.shape}{where}", raw=True)
+    _check_defined(matrix, where)
+    return _RDM(matrix, entry_keys, row)
+
+
+def _not_one_rdm(frame):
+    """The error for a frame that holds no RDM or several."""
+    differing = _varying_columns(frame)
+    column, value = "layer", "conv1"
+    if differing and len(frame):
+        column, value = differing[0], frame[differing[0]].iloc[0]
+        value = value.item() if isinstance(value, np.generic) else value
+    got = f"{len(frame)} rows" + (f" (they differ in {', '.join(differing)})" if differing else "")
+    expected = (
+        f"exactly one RDM (one row: select it first, e.g. with "
+        f"pfa.df_filter(rdm_df, [({column!r}, {value!r})]))"
+    )
+    return fail("rdm_df", expected, got, raw=True)
+
+
+def _check_defined(matrix, where):
+    """Refuse a matrix with no finite dissimilarity: there is nothing to draw."""
+    n = matrix.shape[0]
+    values = matrix[~np.eye(n, dtype=bool)] if n > 1 else matrix.ravel()
+    if values.size and not np.isfinite(values).any():
+        kind = "NaN" if np.isnan(values).all() else "NaN or infinite"
+        raise fail(
+            "rdm_df",
+            "an RDM with at least one defined (finite) dissimilarity",
+            f"a {n} x {n} matrix whose dissimilarities are all {kind}{where}",
+            raw=True,
         )
-    return matrix, entry_keys, row
 
 
 def _entry_text(key):
@@ -119,12 +156,11 @@ def _entry_text(key):
 class _EntryIndex:
     """Look up entries of an RDM by key, with errors that list valid keys."""
 
-    def __init__(self, entry_keys, func_name):
+    def __init__(self, entry_keys):
         self.entry_keys = entry_keys
-        self.func_name = func_name
         self._positions = {key: i for i, key in enumerate(entry_keys)}
 
-    def __call__(self, key, param_name):
+    def __call__(self, key, param):
         """Position of ``key``; a plain value stands for a one-variable key."""
         if isinstance(key, list):
             key = tuple(key)
@@ -135,20 +171,17 @@ class _EntryIndex:
         except (KeyError, TypeError):
             examples = ", ".join(map(repr, self.entry_keys[:4]))
             more = ", ..." if len(self.entry_keys) > 4 else ""
-            raise ValueError(
-                f"The '{param_name}' parameter of {self.func_name} must only use "
-                f"entry keys of the RDM, such as {examples}{more} "
-                f"({len(self.entry_keys)} entries in all); got {key!r} instead."
-            ) from None
+            expected = (
+                f"made of entry keys of the RDM, such as {examples}{more} "
+                f"({len(self.entry_keys)} entries in all)"
+            )
+            raise fail(param, expected, key) from None
 
-    def positions(self, mapping, param_name):
+    def positions(self, mapping, param):
         """``{position: value}`` for a ``{entry key: value}`` mapping."""
         if not isinstance(mapping, dict):
-            raise TypeError(
-                f"The '{param_name}' parameter of {self.func_name} must be a dict "
-                f"keyed by entry keys; got {type(mapping).__name__} instead."
-            )
-        return {self(key, param_name): value for key, value in mapping.items()}
+            raise fail(param, "a dict keyed by entry keys", type(mapping).__name__, raw=True)
+        return {self(key, param): value for key, value in mapping.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -175,18 +208,49 @@ def _mds_estimator(dims, random_state, mds_opts):
     return MDS(**params)
 
 
-def _check_no_nan(matrix, entry_keys, func_name):
-    rows, cols = np.nonzero(np.triu(np.isnan(matrix) | np.isnan(matrix.T)))
+def _check_mds_input(rdm, dims, cond_pics):
+    """Refuse what MDS cannot embed: wrong ``dims``, too few entries, pictures in 3-D."""
+    if isinstance(dims, bool) or not isinstance(dims, numbers.Integral) or dims not in (2, 3):
+        raise fail("dims", "2 or 3", dims)
+    n = len(rdm.entry_keys)
+    if n < 2:
+        raise fail("rdm_df", "an RDM with at least 2 entries", f"{n} entries", raw=True)
+    if dims == 3 and cond_pics:
+        expected = "empty when dims=3 (pictures are drawn in 2-D only)"
+        raise fail("cond_pics", expected, f"{len(cond_pics)} pictures", raw=True)
+    _check_distances(rdm.matrix, rdm.entry_keys)
+
+
+def _pair_text(entry_keys, i, j):
+    return f"{entry_keys[i]!r}-{entry_keys[j]!r}"
+
+
+def _check_distances(matrix, entry_keys):
+    """MDS embeds dissimilarities as distances: all defined, non-negative, symmetric."""
+    rows, cols = np.nonzero(np.triu(~np.isfinite(matrix) | ~np.isfinite(matrix.T)))
     if rows.size:
-        pairs = ", ".join(
-            f"{entry_keys[i]!r}-{entry_keys[j]!r}" for i, j in zip(rows[:5], cols[:5])
-        )
+        pairs = ", ".join(_pair_text(entry_keys, i, j) for i, j in zip(rows[:5], cols[:5]))
         more = f" and {rows.size - 5} more" if rows.size > 5 else ""
-        raise ValueError(
-            f"The 'matrix' of the RDM passed to {func_name} must not contain NaN "
-            f"(MDS needs every dissimilarity); got NaN for {pairs}{more} instead. "
-            "Drop those entries first with pfa.subset_rdm_df."
+        kind = "NaN" if np.isnan(matrix[rows, cols] + matrix[cols, rows]).all() else "NaN or inf"
+        expected = (
+            "an RDM without NaN or infinite values (MDS needs every dissimilarity; drop "
+            "those entries first with pfa.subset_rdm_df)"
         )
+        raise fail("rdm_df", expected, f"{kind} for {pairs}{more}", raw=True)
+    i, j = np.unravel_index(np.argmin(matrix), matrix.shape)
+    if matrix[i, j] < 0:
+        got = f"a smallest value of {matrix[i, j]:.6g} (for {_pair_text(entry_keys, i, j)})"
+        expected = "an RDM of non-negative dissimilarities (MDS embeds them as distances)"
+        raise fail("rdm_df", expected, got, raw=True)
+    asymmetry = np.abs(matrix - matrix.T) - 1e-5 * np.abs(matrix.T) - 1e-8
+    i, j = np.unravel_index(np.argmax(asymmetry), matrix.shape)
+    if asymmetry[i, j] > 0:
+        got = (
+            f"matrix[{i}, {j}] = {matrix[i, j]:.6g} but matrix[{j}, {i}] = "
+            f"{matrix[j, i]:.6g} (for {_pair_text(entry_keys, i, j)})"
+        )
+        expected = "an RDM with a symmetric matrix (the dissimilarity of a to b is that of b to a)"
+        raise fail("rdm_df", expected, got, raw=True)
 
 
 def _rescaled(embedding):
@@ -197,6 +261,7 @@ def _rescaled(embedding):
     return (embedding - low) / (high - low)
 
 
+@public
 def alphatize_image(im, alpha_target=(255, 255, 255), alpha_range=5):
     """Make the pixels of an image that are close to one colour transparent.
 
@@ -219,6 +284,11 @@ def alphatize_image(im, alpha_target=(255, 255, 255), alpha_range=5):
     PIL.Image.Image
         A new RGBA image; ``im`` is unchanged.
 
+    Raises
+    ------
+    InvalidInputError
+        If ``im`` is not a PIL image or ``alpha_target`` not an RGB triplet.
+
     Examples
     --------
     >>> from PIL import Image
@@ -227,29 +297,29 @@ def alphatize_image(im, alpha_target=(255, 255, 255), alpha_range=5):
     >>> pfa.alphatize_image(im, alpha_range=10).getpixel((0, 0))
     (255, 255, 255, 0)
     """
-    target = np.asarray(alpha_target, dtype=np.int16)
-    if target.shape != (3,):
-        raise ValueError(
-            "The 'alpha_target' parameter of alphatize_image must be an RGB "
-            f"triplet; got {alpha_target!r} instead."
-        )
+    try:
+        target = np.asarray(alpha_target, dtype=np.int16)
+    except (TypeError, ValueError):
+        target = None
+    if target is None or target.shape != (3,):
+        raise fail("alpha_target", "an RGB triplet such as (255, 255, 255)", alpha_target)
+    if not isinstance(im, Image.Image):
+        raise fail("im", "a PIL image", type(im).__name__, raw=True)
     pixels = np.array(im.convert("RGBA"))
     near = (np.abs(pixels[..., :3].astype(np.int16) - target) < alpha_range).all(axis=-1)
     pixels[near] = (255, 255, 255, 0)
     return Image.fromarray(pixels)
 
 
-def _load_picture(pic, func_name):
-    """A PIL image from a PIL image or a path."""
-    if isinstance(pic, Image.Image):
-        return pic
+def _load_picture(pic, alphatize, alpha_target, alpha_range):
+    """An RGBA PIL image from a PIL image or a path, made transparent if asked."""
     if isinstance(pic, (str, os.PathLike)):
         with Image.open(pic) as opened:
-            return opened.convert("RGBA")
-    raise TypeError(
-        f"The values of the 'cond_pics' parameter of {func_name} must be PIL "
-        f"images or image paths; got {type(pic).__name__} instead."
-    )
+            pic = opened.convert("RGBA")
+    if not isinstance(pic, Image.Image):
+        expected = "a dict whose values are PIL images or image paths"
+        raise fail("cond_pics", expected, f"a {type(pic).__name__} value", raw=True)
+    return alphatize_image(pic, alpha_target, alpha_range) if alphatize else pic.convert("RGBA")
 
 
 def _picture_zoom(fig, ax, picture_size, pic_size):
@@ -280,8 +350,9 @@ def _trajectories(line_trajectories, lookup):
     return parsed
 
 
-def _dot_options(plot_opts, other_dot_opts, cond_colors, lookup, n_entries, func_name):
+def _dot_options(plot_opts, other_dot_opts, cond_colors, lookup):
     """Keyword arguments for the scatter call, with per-entry options as lists."""
+    n_entries = len(lookup.entry_keys)
     dot_opts = dict(plot_opts)
     if cond_colors:
         colors = ["black"] * n_entries
@@ -292,15 +363,116 @@ def _dot_options(plot_opts, other_dot_opts, cond_colors, lookup, n_entries, func
         values = lookup.positions(per_entry, "other_dot_opts")
         missing = [lookup.entry_keys[i] for i in range(n_entries) if i not in values]
         if missing:
-            raise ValueError(
-                f"The 'other_dot_opts' parameter of {func_name} must give option "
-                f"{option!r} a value for every entry; got none for "
-                f"{', '.join(map(repr, missing[:5]))} instead."
+            raise fail(
+                "other_dot_opts",
+                "{option: {entry key: value}} with a value for every entry",
+                f"no {option!r} value for {', '.join(map(repr, missing[:5]))}",
+                raw=True,
             )
         dot_opts[option] = [values[i] for i in range(n_entries)]
     return dot_opts
 
 
+@dataclass(frozen=True)
+class _Marks:
+    """What :func:`rdm_mds` draws at the entries, resolved to entry positions."""
+
+    dots: dict | None  # scatter options; None draws no dots
+    labels: dict  # {position: text}
+    label_offset: float
+    label_opts: dict
+    pictures: dict  # {position: RGBA PIL image}
+    pic_size: float
+    pic_offset: tuple
+    pic_border: bool
+    trajectories: list  # [(positions, line options)]
+
+
+def _entry_marks(
+    entry_keys, *, plot_dots, plot_opts, other_dot_opts, cond_colors, cond_labels,
+    label_offset, label_opts, cond_pics, pic_size, pic_offset, add_pic_border,
+    alphatize_pics, alpha_target, alpha_range, line_trajectories,
+):
+    """The :class:`_Marks` for :func:`rdm_mds`'s options, checked against the entry keys."""
+    lookup = _EntryIndex(entry_keys)
+    dots = _dot_options(plot_opts or {}, other_dot_opts or {}, cond_colors or {}, lookup)
+    pictures = {
+        position: _load_picture(pic, alphatize_pics, alpha_target, alpha_range)
+        for position, pic in lookup.positions(cond_pics or {}, "cond_pics").items()
+    }
+    return _Marks(
+        dots=dots if plot_dots else None,
+        labels=lookup.positions(cond_labels or {}, "cond_labels"),
+        label_offset=label_offset,
+        label_opts=label_opts or {},
+        pictures=pictures,
+        pic_size=pic_size,
+        pic_offset=tuple(pic_offset),
+        pic_border=add_pic_border,
+        trajectories=_trajectories(line_trajectories or [], lookup),
+    )
+
+
+def _embed(matrix, dims, random_state, mds_opts):
+    """Plotted coordinates (rescaled to [0, 1]) and raw stress of the MDS solution."""
+    mds = _mds_estimator(dims, random_state, mds_opts)
+    coords = _rescaled(mds.fit(matrix).embedding_)
+    return coords, float(mds.stress_)
+
+
+def _mds_title(fig_title, stress, show_stress):
+    title = fig_title or ""
+    if show_stress:
+        return f"{title}\nstress = {stress:.4g}" if title else f"stress = {stress:.4g}"
+    return title
+
+
+def _draw_pictures(fig, ax, coords, marks):
+    for position, picture in marks.pictures.items():
+        zoom = _picture_zoom(fig, ax, picture.size, marks.pic_size)
+        image = OffsetImage(np.asarray(picture), zoom=zoom)
+        x, y = coords[position, 0], coords[position, 1]
+        xy = (x + marks.pic_offset[0], y + marks.pic_offset[1])
+        box = AnnotationBbox(
+            image, xy, frameon=marks.pic_border, pad=0,
+            bboxprops={"edgecolor": "black", "linewidth": 1.5},
+        )
+        box.set_zorder(3)
+        ax.add_artist(box)
+
+
+def _draw_labels(ax, coords, marks, dims):
+    offset = marks.label_offset
+    for position, text in marks.labels.items():
+        if dims == 2:
+            xy = (coords[position, 0] - offset, coords[position, 1] + offset)
+            ax.annotate(text, xy, **{"zorder": 4, **marks.label_opts})
+        else:
+            ax.text(*(coords[position] + offset), text, **marks.label_opts)
+
+
+def _mds_figure(coords, marks, dims, fig_size, plot_style, plot_limits, title, save_opts):
+    """Draw the embedded entries in a new figure (saved if asked); return it and its axes."""
+    size = (fig_size, fig_size) if np.isscalar(fig_size) else tuple(fig_size)
+    with plt.style.context(plot_style):
+        fig = plt.figure(figsize=size)
+        ax = fig.add_subplot(projection="3d" if dims == 3 else None)
+        if plot_limits is not None:
+            for set_limits in (ax.set_xlim, ax.set_ylim) + ((ax.set_zlim,) if dims == 3 else ()):
+                set_limits(*plot_limits)
+        for positions, line_opts in marks.trajectories:
+            ax.plot(*coords[positions].T, **{"linestyle": "-", "zorder": 1, **line_opts})
+        if marks.dots is not None:
+            ax.scatter(*coords.T, **{"zorder": 2, **marks.dots})
+        _draw_pictures(fig, ax, coords, marks)
+        _draw_labels(ax, coords, marks, dims)
+        ax.set_title(title)
+        if save_opts is not None:
+            fig.savefig(**save_opts)
+    return fig, ax
+
+
+@public
 def rdm_mds(
     rdm_df,
     dims=2,
@@ -345,8 +517,10 @@ def rdm_mds(
     ----------
     rdm_df : pandas.DataFrame or pandas.Series
         Exactly one RDM: a one-row RDM frame or one row of it. Uses the
-        ``matrix`` and ``entry_keys`` columns. The matrix must not contain
-        NaN: drop the undefined entries first (``pfa.subset_rdm_df``).
+        ``matrix`` and ``entry_keys`` columns. MDS embeds the dissimilarities
+        as distances, so the matrix must be symmetric, non-negative and
+        without NaN: drop the undefined entries first
+        (``pfa.subset_rdm_df``).
     dims : {2, 3}, default=2
         Number of MDS dimensions. Pictures are only drawn in 2-D.
     plot_opts : dict, optional
@@ -426,6 +600,17 @@ def rdm_mds(
         the plotted positions. Otherwise the figure is ``plt.gcf()`` right
         after the call.
 
+    Raises
+    ------
+    InvalidInputError
+        If ``rdm_df`` holds no RDM or several, lacks ``matrix`` or
+        ``entry_keys``, or its matrix is not square with one row per entry,
+        has fewer than 2 entries, holds NaN or infinite values (the message
+        names the pairs), negative values (it names the smallest) or is not
+        symmetric (it names the most asymmetric pair); if an option uses a key
+        that is not an entry of the RDM; if ``dims`` is not 2 or 3, or
+        pictures are asked for in 3-D.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -439,78 +624,23 @@ def rdm_mds(
     >>> result.coords.shape, bool(result.stress < 1e-3)
     ((4, 2), True)
     """
-    func_name = "rdm_mds"
-    matrix, entry_keys, _ = _single_rdm(rdm_df, func_name)
-    if dims not in (2, 3):
-        raise ValueError(
-            f"The 'dims' parameter of {func_name} must be 2 or 3; got {dims!r} instead."
-        )
-    if len(entry_keys) < 2:
-        raise ValueError(
-            f"The 'rdm_df' parameter of {func_name} must hold an RDM with at "
-            f"least 2 entries; got {len(entry_keys)} instead."
-        )
-    cond_pics = cond_pics or {}
-    if dims == 3 and cond_pics:
-        raise ValueError(
-            f"The 'cond_pics' parameter of {func_name} must be empty when "
-            f"dims=3 (pictures are drawn in 2-D only); got {len(cond_pics)} "
-            "pictures instead."
-        )
-    _check_no_nan(matrix, entry_keys, func_name)
-    lookup = _EntryIndex(entry_keys, func_name)
-    dot_opts = _dot_options(
-        plot_opts or {}, other_dot_opts or {}, cond_colors or {}, lookup,
-        len(entry_keys), func_name,
+    rdm = _read_rdm(rdm_df)
+    _check_mds_input(rdm, dims, cond_pics)
+    marks = _entry_marks(
+        rdm.entry_keys, plot_dots=plot_dots, plot_opts=plot_opts,
+        other_dot_opts=other_dot_opts, cond_colors=cond_colors, cond_labels=cond_labels,
+        label_offset=label_offset, label_opts=label_opts, cond_pics=cond_pics,
+        pic_size=pic_size, pic_offset=pic_offset, add_pic_border=add_pic_border,
+        alphatize_pics=alphatize_pics, alpha_target=alpha_target, alpha_range=alpha_range,
+        line_trajectories=line_trajectories,
     )
-    labels = lookup.positions(cond_labels or {}, "cond_labels")
-    pictures = {
-        position: _load_picture(pic, func_name)
-        for position, pic in lookup.positions(cond_pics, "cond_pics").items()
-    }
-    trajectories = _trajectories(line_trajectories or [], lookup)
     if isinstance(save_opts, (str, os.PathLike)):
         save_opts = {"fname": save_opts}
-
-    mds = _mds_estimator(dims, random_state, mds_opts or {})
-    coords = _rescaled(mds.fit(matrix).embedding_)
-    stress = float(mds.stress_)
-
-    size = (fig_size, fig_size) if np.isscalar(fig_size) else tuple(fig_size)
-    with plt.style.context(plot_style):
-        fig = plt.figure(figsize=size)
-        ax = fig.add_subplot(projection="3d" if dims == 3 else None)
-        if plot_limits is not None:
-            for set_limits in (ax.set_xlim, ax.set_ylim) + ((ax.set_zlim,) if dims == 3 else ()):
-                set_limits(*plot_limits)
-        for positions, line_opts in trajectories:
-            ax.plot(*coords[positions].T, **{"linestyle": "-", "zorder": 1, **line_opts})
-        if plot_dots:
-            ax.scatter(*coords.T, **{"zorder": 2, **dot_opts})
-        for position, picture in pictures.items():
-            if alphatize_pics:
-                picture = alphatize_image(picture, alpha_target, alpha_range)
-            zoom = _picture_zoom(fig, ax, picture.size, pic_size)
-            image = OffsetImage(np.asarray(picture.convert("RGBA")), zoom=zoom)
-            xy = (coords[position, 0] + pic_offset[0], coords[position, 1] + pic_offset[1])
-            box = AnnotationBbox(
-                image, xy, frameon=add_pic_border, pad=0,
-                bboxprops={"edgecolor": "black", "linewidth": 1.5},
-            )
-            box.set_zorder(3)
-            ax.add_artist(box)
-        for position, text in labels.items():
-            if dims == 2:
-                xy = (coords[position, 0] - label_offset, coords[position, 1] + label_offset)
-                ax.annotate(text, xy, **{"zorder": 4, **(label_opts or {})})
-            else:
-                ax.text(*(coords[position] + label_offset), text, **(label_opts or {}))
-        title = fig_title or ""
-        if show_stress:
-            title = f"{title}\nstress = {stress:.4g}" if title else f"stress = {stress:.4g}"
-        ax.set_title(title)
-        if save_opts is not None:
-            fig.savefig(**save_opts)
+    coords, stress = _embed(rdm.matrix, int(dims), random_state, mds_opts or {})
+    fig, ax = _mds_figure(
+        coords, marks, dims, fig_size, plot_style, plot_limits,
+        _mds_title(fig_title, stress, show_stress), save_opts,
+    )
     if verbose:
         print(f"Stress = {stress}")
     if show:
@@ -528,33 +658,38 @@ my_mds = rdm_mds
 # ---------------------------------------------------------------------------
 
 
-def _order_positions(order, entry_keys, row, func_name):
+def _order_columns(order):
+    """The columns an ``order`` option reads besides the matrix and entry keys."""
+    return ("dissim_rankings",) if isinstance(order, str) and order == "dissim_rankings" else ()
+
+
+def _order_positions(order, rdm):
     """Entry positions to show, in order."""
+    n = len(rdm.entry_keys)
     if order is None:
-        return list(range(len(entry_keys)))
+        return list(range(n))
     if isinstance(order, str) and order == "dissim_rankings":
-        if "dissim_rankings" not in row.index:
-            raise ValueError(
-                f"The 'order' parameter of {func_name} is 'dissim_rankings' but the "
-                "RDM has no 'dissim_rankings' column."
-            )
-        ranked = [int(i) for i in row["dissim_rankings"]]
-        return ranked + [i for i in range(len(entry_keys)) if i not in set(ranked)]
-    lookup = _EntryIndex(entry_keys, func_name)
+        ranked = [int(i) for i in rdm.row["dissim_rankings"]]
+        if any(not 0 <= i < n for i in ranked) or len(set(ranked)) != len(ranked):
+            expected = f"an RDM whose dissim_rankings are distinct entry positions (0 to {n - 1})"
+            raise fail("rdm_df", expected, tuple(ranked))
+        return ranked + [i for i in range(n) if i not in set(ranked)]
+    if isinstance(order, str):
+        raise fail("order", "None, 'dissim_rankings' or a list of entry keys", order)
+    lookup = _EntryIndex(rdm.entry_keys)
     positions = [lookup(key, "order") for key in order]
     if len(set(positions)) != len(positions):
-        raise ValueError(
-            f"The 'order' parameter of {func_name} must list each entry at most "
-            f"once; got {list(order)!r} instead."
-        )
+        raise fail("order", "a list naming each entry at most once", list(order))
     return positions
 
 
-def _draw_rdm(ax, matrix, entry_keys, positions, labels, **imshow_opts):
+def _draw_rdm(ax, rdm, positions, labels, **imshow_opts):
     """Draw the reordered matrix in ``ax``; return the image artist."""
-    image = ax.imshow(matrix[np.ix_(positions, positions)], interpolation="nearest", **imshow_opts)
+    image = ax.imshow(
+        rdm.matrix[np.ix_(positions, positions)], interpolation="nearest", **imshow_opts
+    )
     if labels:
-        texts = [_entry_text(entry_keys[i]) for i in positions]
+        texts = [_entry_text(rdm.entry_keys[i]) for i in positions]
         ticks = np.arange(len(positions))
         ax.set_xticks(ticks, texts, rotation=90)
         ax.set_yticks(ticks, texts)
@@ -564,6 +699,7 @@ def _draw_rdm(ax, matrix, entry_keys, positions, labels, **imshow_opts):
     return image
 
 
+@public
 def plot_rdm(
     rdm_df,
     ax=None,
@@ -581,7 +717,8 @@ def plot_rdm(
     ----------
     rdm_df : pandas.DataFrame or pandas.Series
         Exactly one RDM: a one-row RDM frame or one row of it (``matrix`` and
-        ``entry_keys`` columns). NaN cells are left blank.
+        ``entry_keys`` columns). NaN cells are left blank; a matrix of NaN
+        only is refused.
     ax : matplotlib.axes.Axes, optional
         Axes to draw in; a new figure is made when omitted.
     cmap : str or matplotlib colormap, default='viridis'
@@ -606,6 +743,14 @@ def plot_rdm(
         The axes drawn in (its figure is ``ax.figure``), as seaborn's
         axes-level functions do.
 
+    Raises
+    ------
+    InvalidInputError
+        If ``rdm_df`` holds no RDM or several, lacks a column it needs, or
+        its matrix is not square with one row per entry or has no defined
+        (finite) dissimilarity; if ``order`` names a key that is not an
+        entry, or an entry twice.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -617,19 +762,19 @@ def plot_rdm(
     >>> [tick.get_text() for tick in ax.get_xticklabels()]
     ['c', 'a', 'b']
     """
-    func_name = "plot_rdm"
-    matrix, entry_keys, row = _single_rdm(rdm_df, func_name)
-    positions = _order_positions(order, entry_keys, row, func_name)
+    rdm = _read_rdm(rdm_df, needed=_order_columns(order))
+    positions = _order_positions(order, rdm)
     if ax is None:
         _, ax = plt.subplots(layout="constrained")
-    image = _draw_rdm(ax, matrix, entry_keys, positions, labels, cmap=cmap, vmin=vmin, vmax=vmax)
+    image = _draw_rdm(ax, rdm, positions, labels, cmap=cmap, vmin=vmin, vmax=vmax)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, label=row.get("dissim_metric", None))
+        ax.figure.colorbar(image, ax=ax, label=rdm.row.get("dissim_metric", None))
     if title is not None:
         ax.set_title(title)
     return ax
 
 
+@public
 def plot_rdm_grid(
     rdm_df,
     col=None,
@@ -670,6 +815,13 @@ def plot_rdm_grid(
         cells removed) and one colour bar, labelled with ``dissim_metric``
         when all rows share it.
 
+    Raises
+    ------
+    InvalidInputError
+        If ``rdm_df`` is empty or lacks a column it needs (``col`` included),
+        or a row's matrix is not square with one row per entry or has no
+        defined (finite) dissimilarity (the message names the row).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -683,32 +835,38 @@ def plot_rdm_grid(
     >>> [ax.get_title() for ax in fig.axes[:3]]
     ['conv1', 'conv2', 'fc1']
     """
-    func_name = "plot_rdm_grid"
-    if not isinstance(rdm_df, pd.DataFrame) or len(rdm_df) == 0:
-        got = f"{len(rdm_df)} rows" if isinstance(rdm_df, pd.DataFrame) else type(rdm_df).__name__
-        raise ValueError(
-            f"The 'rdm_df' parameter of {func_name} must be an RDM frame with at "
-            f"least one row; got {got} instead."
-        )
-    if col is None:
-        title_cols = _varying_columns(rdm_df)
-    else:
-        title_cols = [col] if isinstance(col, str) else list(col)
-    missing = [c for c in title_cols if c not in rdm_df.columns]
-    if missing:
-        raise ValueError(
-            f"The 'col' parameter of {func_name} names column(s) missing from "
-            f"rdm_df: {', '.join(map(repr, missing))}."
-        )
-    rdms = [_single_rdm(row, func_name) for _, row in rdm_df.iterrows()]
-    all_values = np.concatenate([matrix.ravel() for matrix, _, _ in rdms])
-    if vmin is None:
-        vmin = np.nanmin(all_values) if np.isfinite(all_values).any() else 0.0
-    if vmax is None:
-        vmax = np.nanmax(all_values) if np.isfinite(all_values).any() else 1.0
+    needed = [*_PLOTTED_COLUMNS, *_order_columns(order)]
+    check_columns(rdm_df, needed, "rdm_df")
+    if rdm_df.empty:
+        raise fail("rdm_df", "an RDM frame with at least one row", "0 rows", raw=True)
+    title_cols = _varying_columns(rdm_df) if col is None else _as_columns(col)
+    check_columns(rdm_df, title_cols, "rdm_df")
+    rdms = [
+        _read_rdm(rdm_df.iloc[[i]], needed, where=f" in row {label!r}")
+        for i, label in enumerate(rdm_df.index)
+    ]
+    finite = np.concatenate([rdm.matrix[np.isfinite(rdm.matrix)] for rdm in rdms])
+    vmin = finite.min() if vmin is None else vmin
+    vmax = finite.max() if vmax is None else vmax
+    fig, axes = _panel_grid(len(rdms), col_wrap, height)
+    for ax, rdm in zip(axes, rdms):
+        positions = _order_positions(order, rdm)
+        image = _draw_rdm(ax, rdm, positions, labels, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(", ".join(str(rdm.row[c]) for c in title_cols))
+    metrics = set(rdm_df["dissim_metric"]) if "dissim_metric" in rdm_df.columns else set()
+    fig.colorbar(image, ax=list(axes), label=metrics.pop() if len(metrics) == 1 else None)
+    return fig
 
-    n_panels = len(rdms)
-    n_cols = col_wrap or math.ceil(math.sqrt(n_panels))
+
+def _as_columns(col):
+    return [col] if isinstance(col, str) else list(col)
+
+
+def _panel_grid(n_panels, col_wrap, height):
+    """A figure with ``n_panels`` axes in rows of ``col_wrap`` (unused cells removed)."""
+    n_cols = math.ceil(math.sqrt(n_panels)) if col_wrap is None else check_int(
+        col_wrap, "col_wrap", minimum=1
+    )
     n_rows = math.ceil(n_panels / n_cols)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(height * n_cols + 1.0, height * n_rows),
@@ -717,13 +875,4 @@ def plot_rdm_grid(
     axes = axes.ravel()
     for ax in axes[n_panels:]:
         ax.remove()
-    axes = axes[:n_panels]
-    for ax, (matrix, entry_keys, row) in zip(axes, rdms):
-        positions = _order_positions(order, entry_keys, row, func_name)
-        image = _draw_rdm(
-            ax, matrix, entry_keys, positions, labels, cmap=cmap, vmin=vmin, vmax=vmax
-        )
-        ax.set_title(", ".join(str(row[c]) for c in title_cols))
-    metrics = set(rdm_df["dissim_metric"]) if "dissim_metric" in rdm_df.columns else set()
-    fig.colorbar(image, ax=list(axes), label=metrics.pop() if len(metrics) == 1 else None)
-    return fig
+    return fig, axes[:n_panels]

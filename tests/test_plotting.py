@@ -11,6 +11,7 @@ from matplotlib.offsetbox import AnnotationBbox
 from PIL import Image
 from sklearn.manifold import MDS
 
+from pytorch_feature_analysis import InvalidInputError
 from pytorch_feature_analysis.plotting import (
     MDSResult,
     alphatize_image,
@@ -184,7 +185,7 @@ def test_other_dot_opts_set_per_entry_values():
     result = rdm_mds(_color_rdm(), other_dot_opts={"s": sizes}, show=False, return_result=True)
     np.testing.assert_array_equal(result.ax.collections[0].get_sizes(), [10, 20, 30, 40, 50])
     del sizes[("180",)]
-    with pytest.raises(ValueError, match=r"'other_dot_opts'.*\('180',\)"):
+    with pytest.raises(InvalidInputError, match=r"'other_dot_opts'.*no 's' value for \('180',\)"):
         rdm_mds(_color_rdm(), other_dot_opts={"s": sizes}, show=False)
 
 
@@ -288,13 +289,22 @@ def test_saving_png_and_pdf(tmp_path):
 
 def test_more_than_one_row_is_an_error():
     two = pd.concat([_color_rdm(layer="conv1"), _color_rdm(layer="fc1", seed=2)])
-    with pytest.raises(ValueError, match=r"got 2 rows instead \(the rows differ in layer\).*df_filter"):
+    message = (r"'rdm_df' parameter of rdm_mds must be exactly one RDM .*"
+               r"pfa.df_filter\(rdm_df, \[\('layer', 'conv1'\)\]\).*"
+               r"got 2 rows \(they differ in layer\) instead")
+    with pytest.raises(InvalidInputError, match=message):
         rdm_mds(two, show=False)
+    with pytest.raises(InvalidInputError, match=r"must be exactly one RDM .*; got 0 rows instead"):
+        plot_rdm(two.iloc[:0])
 
 
 def test_missing_columns_are_named():
-    with pytest.raises(ValueError, match="'entry_keys'"):
+    with pytest.raises(InvalidInputError, match=r"'rdm_df' parameter of rdm_mds .*\['entry_keys'\]"):
         rdm_mds(_color_rdm().drop(columns="entry_keys"), show=False)
+    with pytest.raises(InvalidInputError, match=r"'rdm_df' parameter of plot_rdm .*\['matrix'\]"):
+        plot_rdm(_color_rdm().iloc[0].drop("matrix"))
+    with pytest.raises(InvalidInputError, match=r"plot_rdm .*\['dissim_rankings'\]"):
+        plot_rdm(_color_rdm().drop(columns="dissim_rankings"), order="dissim_rankings")
 
 
 @pytest.mark.parametrize(
@@ -307,8 +317,8 @@ def test_missing_columns_are_named():
     ],
 )
 def test_keys_that_are_not_entries_are_errors(option, value):
-    message = rf"'{option}' parameter of rdm_mds must only use entry keys.*\('000',\).*\('blue',\)"
-    with pytest.raises(ValueError, match=message):
+    message = rf"'{option}' parameter of rdm_mds must be made of entry keys.*\('000',\).*\('blue',\)"
+    with pytest.raises(InvalidInputError, match=message):
         rdm_mds(_color_rdm(), show=False, **{option: value})
 
 
@@ -317,15 +327,88 @@ def test_nan_in_matrix_is_an_error_naming_entries():
     matrix = rdm["matrix"].iloc[0].copy()
     matrix[1, 3] = matrix[3, 1] = np.nan
     rdm.at[0, "matrix"] = matrix
-    with pytest.raises(ValueError, match=r"must not contain NaN.*\('090',\)-\('270',\)"):
+    with pytest.raises(InvalidInputError, match=r"without NaN.*got NaN for \('090',\)-\('270',\)"):
         rdm_mds(rdm, show=False)
 
 
+def test_negative_dissimilarities_are_refused_naming_the_smallest():
+    rdm = _color_rdm()
+    matrix = rdm["matrix"].iloc[0].copy()
+    matrix[2, 4] = matrix[4, 2] = -0.3
+    matrix[0, 1] = matrix[1, 0] = -0.1
+    rdm.at[0, "matrix"] = matrix
+    message = (r"'rdm_df' parameter of rdm_mds must be an RDM of non-negative dissimilarities.*"
+               r"got a smallest value of -0\.3 \(for \('180',\)-\('045',\)\)")
+    with pytest.raises(InvalidInputError, match=message):
+        rdm_mds(rdm, show=False)
+
+
+def test_a_non_symmetric_matrix_is_refused_naming_the_pair():
+    rdm = _color_rdm()
+    matrix = rdm["matrix"].iloc[0].copy()
+    matrix[1, 3] += 0.5
+    rdm.at[0, "matrix"] = matrix
+    message = (rf"symmetric matrix.*got matrix\[1, 3\] = {matrix[1, 3]:.6g} but matrix\[3, 1\] = "
+               rf"{matrix[3, 1]:.6g} \(for \('090',\)-\('270',\)\)")
+    with pytest.raises(InvalidInputError, match=message):
+        rdm_mds(rdm, show=False)
+    # rounding-level asymmetry (as float32 arithmetic leaves) is no error
+    matrix = rdm["matrix"].iloc[0].copy()
+    matrix[1, 3] = matrix[3, 1] * (1 + 1e-7)
+    rdm.at[0, "matrix"] = matrix
+    assert isinstance(rdm_mds(rdm, show=False), float)
+
+
+def test_infinite_dissimilarities_and_single_entries_are_refused():
+    rdm = _color_rdm()
+    matrix = rdm["matrix"].iloc[0].copy()
+    matrix[0, 4] = matrix[4, 0] = np.inf
+    rdm.at[0, "matrix"] = matrix
+    with pytest.raises(InvalidInputError, match=r"got NaN or inf for \('000',\)-\('045',\)"):
+        rdm_mds(rdm, show=False)
+    one = pd.DataFrame({"matrix": [np.zeros((1, 1))], "entry_keys": [(("a",),)]})
+    with pytest.raises(InvalidInputError, match="at least 2 entries; got 1 entries"):
+        rdm_mds(one, show=False)
+
+
+def test_nan_only_matrices_are_refused_by_every_plot():
+    rdm = _color_rdm()
+    rdm.at[0, "matrix"] = np.full((5, 5), np.nan)
+    message = (r"'rdm_df' parameter of {} must be an RDM with at least one defined \(finite\) "
+               r"dissimilarity; got a 5 x 5 matrix whose dissimilarities are all NaN")
+    with pytest.raises(InvalidInputError, match=message.format("plot_rdm")):
+        plot_rdm(rdm)
+    with pytest.raises(InvalidInputError, match=message.format("rdm_mds")):
+        rdm_mds(rdm, show=False)
+    # a zero diagonal does not make the dissimilarities defined
+    only_diagonal = np.full((5, 5), np.nan)
+    np.fill_diagonal(only_diagonal, 0)
+    rdm.at[0, "matrix"] = only_diagonal
+    with pytest.raises(InvalidInputError, match=message.format("plot_rdm")):
+        plot_rdm(rdm)
+    grid = pd.concat([_color_rdm(seed=0), rdm], ignore_index=True)
+    with pytest.raises(InvalidInputError, match=message.format("plot_rdm_grid") + " in row 1"):
+        plot_rdm_grid(grid)
+
+
+def test_matrix_and_entry_keys_must_agree():
+    rdm = _color_rdm()
+    rdm.at[0, "matrix"] = np.zeros((4, 4))
+    with pytest.raises(InvalidInputError, match=r"one row per entry key \(5\); got a matrix of "
+                       r"shape \(4, 4\)"):
+        plot_rdm(rdm)
+    with pytest.raises(InvalidInputError, match="one-row RDM frame or one row of it .*; got list"):
+        plot_rdm([np.zeros((2, 2))])
+
+
 def test_pictures_in_3d_and_bad_dims_are_errors():
-    with pytest.raises(ValueError, match="'cond_pics' parameter of rdm_mds must be empty when dims=3"):
+    with pytest.raises(InvalidInputError,
+                       match="'cond_pics' parameter of rdm_mds must be empty when dims=3"):
         rdm_mds(_color_rdm(), dims=3, cond_pics={"000": _tiny_picture()}, show=False)
-    with pytest.raises(ValueError, match="'dims' parameter of rdm_mds must be 2 or 3; got 4"):
-        rdm_mds(_color_rdm(), dims=4, show=False)
+    for dims in (4, 2.0, True):
+        with pytest.raises(InvalidInputError,
+                           match=f"'dims' parameter of rdm_mds must be 2 or 3; got {dims}"):
+            rdm_mds(_color_rdm(), dims=dims, show=False)
 
 
 # ---------------------------------------------------------------------------
@@ -381,8 +464,11 @@ def test_plot_rdm_orders_by_rankings_or_keys():
     np.testing.assert_array_equal(ax.images[0].get_array(), matrix[np.ix_([3, 0], [3, 0])])
     assert ax.images[0].get_clim() == (0, 5)
     assert ax.get_title() == "subset"
-    with pytest.raises(ValueError, match="'order' parameter of plot_rdm must only use entry keys"):
+    with pytest.raises(InvalidInputError,
+                       match="'order' parameter of plot_rdm must be made of entry keys"):
         plot_rdm(rdm, order=["000", "blue"])
+    with pytest.raises(InvalidInputError, match=r"each entry at most once; got \['000', \('000',\)\]"):
+        plot_rdm(rdm, order=["000", ("000",)])
 
 
 def test_plot_rdm_leaves_nan_cells_blank():
@@ -423,10 +509,46 @@ def test_plot_rdm_grid_default_titles_and_errors():
     assert titles == ["conv1, euclidean_distance", "fc1, corr"]
     assert fig.axes[0].images[0].get_clim()[1] == 10
     assert fig.axes[-1].get_ylabel() == ""
-    with pytest.raises(ValueError, match="'col' parameter of plot_rdm_grid.*'area'"):
+    with pytest.raises(InvalidInputError, match=r"'rdm_df' parameter of plot_rdm_grid.*\['area'\]"):
         plot_rdm_grid(frame, col="area")
-    with pytest.raises(ValueError, match="at least one row; got 0 rows"):
+    with pytest.raises(InvalidInputError, match="at least one row; got 0 rows"):
         plot_rdm_grid(frame.iloc[:0])
+
+
+def test_default_titles_name_only_columns_that_describe_conditions():
+    """Per-RDM content (the contract's columns, at any level) never titles a panel."""
+    frame = pd.concat([_color_rdm(seed=0, layer="conv1"), _color_rdm(seed=1, layer="fc1")],
+                      ignore_index=True)
+    frame["kernel_inds"] = [(0, 1), (2, 3)]
+    frame["perm_scramble"] = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+    frame["entry_keys_sub"] = [(("x",),), (("y",),)]
+    frame["dissim_rankings"] = [(0, 1, 2, 3, 4), (4, 3, 2, 1, 0)]
+    fig = plot_rdm_grid(frame)
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["conv1", "fc1"]
+    with pytest.raises(InvalidInputError, match="'col_wrap' parameter of plot_rdm_grid"):
+        plot_rdm_grid(frame, col_wrap=0)
+
+
+def test_order_by_dissim_rankings_must_index_the_entries():
+    rdm = _color_rdm()
+    rdm.at[0, "dissim_rankings"] = (0, 7, 1)
+    with pytest.raises(InvalidInputError, match=r"dissim_rankings are distinct entry positions "
+                       r"\(0 to 4\); got \(0, 7, 1\)"):
+        plot_rdm(rdm, order="dissim_rankings")
+    with pytest.raises(InvalidInputError, match="'order' parameter of plot_rdm must be None, "
+                       "'dissim_rankings' or a list of entry keys; got 'ranked'"):
+        plot_rdm(_color_rdm(), order="ranked")
+
+
+def test_other_errors_are_invalid_input_errors():
+    with pytest.raises(InvalidInputError, match="'alpha_target' parameter of alphatize_image must "
+                       "be an RGB triplet"):
+        alphatize_image(_tiny_picture(), alpha_target=(255, 255))
+    with pytest.raises(InvalidInputError, match="'cond_pics' parameter of rdm_mds .*; got a "
+                       "NoneType value"):
+        rdm_mds(_color_rdm(), cond_pics={"000": None}, show=False)
+    with pytest.raises(InvalidInputError, match="'cond_labels' parameter of rdm_mds must be a dict"):
+        rdm_mds(_color_rdm(), cond_labels=["000"], show=False)
 
 
 def test_figures_save_to_png_and_pdf(tmp_path):
