@@ -62,6 +62,9 @@ _MAX_EXPONENT = 1000
 # Number of float64 values converted or held at once when working in chunks (32 MiB).
 _CHUNK_VALUES = 2**22
 
+# Number of values per array in one block of Kendall's tau-a pairs (small: kept in cache).
+_TAU_BLOCK_VALUES = 2**17
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -821,15 +824,19 @@ def _upper_triangles(rdms: Any, param_name: str, device: torch.device) -> torch.
         )
     if not matrices:
         raise fail(param_name, "at least one RDM", "none", raw=True)
-    arrays = [torch.as_tensor(matrix, dtype=torch.float64, device=device) for matrix in matrices]
+    arrays = [
+        matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else matrix
+        for matrix in matrices
+    ]
+    arrays = [np.asarray(matrix, dtype=np.float64) for matrix in arrays]
     for array in arrays:
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
-            raise fail(param_name, "square 2-D RDMs", f"an array of shape {tuple(array.shape)}", raw=True)
+            raise fail(param_name, "square 2-D RDMs", f"an array of shape {array.shape}", raw=True)
     sizes = sorted({array.shape[0] for array in arrays})
     if len(sizes) > 1:
         raise fail(param_name, "RDMs of one size", f"sizes {sizes}", raw=True)
-    rows, cols = torch.triu_indices(sizes[0], sizes[0], 1, device=device)
-    return torch.stack(arrays)[:, rows, cols]
+    rows, cols = np.triu_indices(sizes[0], 1)
+    return torch.from_numpy(np.stack(arrays)[:, rows, cols]).to(device)
 
 
 def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
@@ -849,36 +856,105 @@ def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
     return unit
 
 
-def _pair_signs(vectors: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """sign(v[a] - v[b]) for a in [start, stop) and b > a (0 elsewhere), one row per vector.
+def _dense_ranks(vectors: torch.Tensor) -> torch.Tensor:
+    """0-based ranks within each row, equal values sharing one rank and no gaps."""
+    ordered, order = torch.sort(vectors, dim=1)
+    steps = torch.ones_like(order)
+    steps[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    return torch.empty_like(order).scatter_(1, order, torch.cumsum(steps, dim=1) - 1)
 
-    float32 is exact: every product of signs summed in one matrix product is
-    +-1 or 0, and a product sums fewer than 2**24 of them.
+
+def _tied_pairs(ranks: torch.Tensor) -> torch.Tensor:
+    """Per row, the number of pairs of equal values (from dense ranks)."""
+    counts = torch.zeros_like(ranks).scatter_add_(1, ranks, torch.ones_like(ranks))
+    return (counts * (counts - 1) // 2).sum(dim=1)
+
+
+def _run_starts(values: torch.Tensor) -> torch.Tensor:
+    """For each position of sorted rows, where its run of equal values starts."""
+    positions = torch.arange(values.shape[1], device=values.device).expand_as(values)
+    changes = torch.ones_like(values, dtype=torch.bool)
+    changes[:, 1:] = values[:, 1:] != values[:, :-1]
+    return torch.cummax(torch.where(changes, positions, 0), dim=1).values
+
+
+def _discordant_pairs(y: torch.Tensor, fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Discordant and jointly tied pairs, one count per row, by an MSB-first radix partition.
+
+    ``y`` holds dense ranks of one RDM in the order of another (sorted by its
+    values); ``fine`` where each position's run of equal values of that other
+    RDM starts. At each bit, within groups of equal higher bits (kept
+    contiguous, in order, by stable partitions), a 1 before a 0 from an
+    earlier run of the other RDM is one discordant pair: O(t log t) per row.
     """
-    later = torch.arange(start + 1, vectors.shape[1], device=vectors.device)
-    mask = later[None, :] > torch.arange(start, stop, device=vectors.device)[:, None]
-    diff = torch.sign(vectors[:, start:stop, None] - vectors[:, None, start + 1 :])
-    return (diff * mask).to(torch.float32).reshape(len(vectors), -1)
+    count, t = y.shape
+    positions = torch.arange(t, device=y.device).expand(count, t)
+    start = torch.zeros_like(y)
+    discordant = torch.zeros(count, dtype=torch.int64, device=y.device)
+    for bit_index in range(max(1, (t - 1).bit_length()) - 1, -1, -1):
+        bit = (y >> bit_index) & 1
+        ones_before = torch.cumsum(bit, dim=1) - bit
+        group_ones = ones_before.gather(1, start)
+        fine_ones = ones_before.gather(1, fine)
+        discordant += ((fine_ones - group_ones) * (1 - bit)).sum(dim=1)
+        zeros = t - ones_before[:, -1:] - bit[:, -1:]
+        # Stable partition, zeros first (arithmetic: torch.where is slow on CPU).
+        target = _choose(bit, positions - ones_before, zeros + ones_before)
+        y = torch.empty_like(y).scatter_(1, target, y)
+        start = torch.empty_like(y).scatter_(
+            1, target, _choose(bit, start - group_ones, zeros + group_ones)
+        )
+        fine = torch.empty_like(y).scatter_(
+            1, target, _choose(bit, fine - fine_ones, zeros + fine_ones)
+        )
+    return discordant, (positions - fine).sum(dim=1)
+
+
+def _choose(bit: torch.Tensor, if_zero: torch.Tensor, if_one: torch.Tensor) -> torch.Tensor:
+    return if_zero + bit * (if_one - if_zero)
 
 
 def _kendall_tau_a(first: torch.Tensor, second: torch.Tensor, same: bool) -> torch.Tensor:
-    """Kendall's tau-a between rows: sign-difference vectors and matrix products.
+    """Kendall's tau-a between rows of ``first`` and of ``second``; NaN for constant rows.
 
-    Only the pairs of positions in one block are held at once; constant rows give NaN.
+    Per pair: the ranks of one row in the order of the other, then discordant
+    and jointly tied pairs counted for blocks of pairs at once. Only pairs
+    i <= j are computed when ``same``.
     """
     t = first.shape[1]
-    block = max(1, _CHUNK_VALUES // ((len(first) + len(second)) * t))
-    total = torch.zeros((len(first), len(second)), dtype=torch.float64, device=first.device)
-    for start in range(0, t - 1, block):
-        stop = min(start + block, t - 1)
-        signs_first = _pair_signs(first, start, stop)
-        signs_second = signs_first if same else _pair_signs(second, start, stop)
-        total += (signs_first @ signs_second.T).to(torch.float64)
-    undefined_first = first.amin(dim=1) == first.amax(dim=1)
-    undefined_second = second.amin(dim=1) == second.amax(dim=1)
-    total[undefined_first, :] = math.nan
-    total[:, undefined_second] = math.nan
-    return total / (t * (t - 1) / 2)
+    ranks_first, ranks_second = _dense_ranks(first), _dense_ranks(second)
+    order = torch.argsort(ranks_first, dim=1, stable=True)
+    fine = _run_starts(ranks_first.gather(1, order))
+    device = first.device
+    if same:
+        rows, cols = torch.triu_indices(len(first), len(first), device=device)
+    else:
+        grid = torch.meshgrid(
+            torch.arange(len(first), device=device), torch.arange(len(second), device=device),
+            indexing="ij",
+        )
+        rows, cols = grid[0].reshape(-1), grid[1].reshape(-1)
+    block = max(1, _TAU_BLOCK_VALUES // t)
+    counts = [
+        _discordant_pairs(ranks_second[b].gather(1, order[a]), fine[a])
+        for a, b in zip(rows.split(block), cols.split(block))
+    ]
+    discordant = torch.cat([pair[0] for pair in counts])
+    joint = torch.cat([pair[1] for pair in counts])
+    ties = _tied_pairs(ranks_first)[rows] + _tied_pairs(ranks_second)[cols]
+    pairs = t * (t - 1) // 2
+    tau = torch.empty((len(first), len(second)), dtype=torch.float64, device=device)
+    tau[rows, cols] = (pairs - ties + joint - 2 * discordant).to(torch.float64) / pairs
+    if same:
+        tau[cols, rows] = tau[rows, cols]
+    tau[_undefined_rows(first, ranks_first), :] = math.nan
+    tau[:, _undefined_rows(second, ranks_second)] = math.nan
+    return tau
+
+
+def _undefined_rows(vectors: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """Rows holding NaN or a single value."""
+    return torch.isnan(vectors).any(dim=1) | (ranks.amax(dim=1) == 0)
 
 
 @public
@@ -888,8 +964,9 @@ def compare_rdms(
     """Similarity between RDMs, computed on their upper triangles in torch float64.
 
     Pearson, Spearman and cosine are one matrix product of normalised upper
-    triangles; Kendall's tau-a sums products of pair signs, in blocks of pairs
-    of positions, also as matrix products.
+    triangles. Kendall's tau-a counts discordant pairs of entries with a
+    vectorised radix partition, O(t log t) per pair of RDMs of t upper-triangle
+    entries, for blocks of pairs of RDMs at once.
 
     Parameters
     ----------

@@ -331,7 +331,7 @@ def test_compare_rdms_against_scipy_and_a_tau_a_loop(ties):
 def test_kendall_tau_a_in_chunks(monkeypatch):
     rdms = random_rdms(3, 9, seed=9, ties=True)
     expected = pfa.compare_rdms(rdms, method="kendall_tau_a")
-    monkeypatch.setattr(dissim, "_CHUNK_VALUES", 200)
+    monkeypatch.setattr(dissim, "_TAU_BLOCK_VALUES", 40)
     np.testing.assert_allclose(pfa.compare_rdms(rdms, method="kendall_tau_a"), expected)
     upper = [squareform(m) for m in rdms]
     np.testing.assert_allclose(expected[0, 1], tau_a_loop(upper[0], upper[1]))
