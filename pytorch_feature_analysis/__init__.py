@@ -12,6 +12,8 @@ Examples
 [('conv1', 1), ('relu1', 2), ('maxpool1', 3)]
 """
 
+__version__ = "0.1.0"
+
 from . import (
     _validation,
     activations,
@@ -47,7 +49,6 @@ from .rdms import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
 
-__version__ = "0.1.0"
 
 __all__ = ["InvalidInputError"] + [
     name

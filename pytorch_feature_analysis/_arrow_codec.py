@@ -9,7 +9,8 @@ Parquet layout
 --------------
 Each column is stored with one of four codecs, recorded per column in the
 JSON blob under the schema metadata key ``b'pytorch_feature_analysis'``
-(with the blob's ``format_version``, the Arrow type of each stored column and,
+(with the blob's ``format_version``, the Arrow type of each stored column, the
+frame's ``attrs`` (JSON values, e.g. the fingerprints of what made the rows) and,
 under ``b'pytorch_feature_analysis.crc32'``, a CRC-32 of the blob and of
 pyarrow's ``b'pandas'`` metadata, so a damaged footer is an error on reading):
 
@@ -143,6 +144,7 @@ def frame_to_table(df):
             "index": "not stored",
             "rows": len(df),
             "columns": columns,
+            "attrs": df.attrs,
         }
     ).encode()
     metadata = dict(native_table.schema.metadata or {})
@@ -183,7 +185,9 @@ def table_to_frame(table):
             raise StoredFormatError("its metadata is missing beside its checksum")
         return table.to_pandas()
     try:
-        return _decode_table(table, _stored_columns(table, metadata))
+        frame = _decode_table(table, _stored_columns(table, metadata))
+        frame.attrs = json.loads(metadata[METADATA_KEY]).get("attrs", {})
+        return frame
     except StoredFormatError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, OverflowError, pa.ArrowException) as error:

@@ -13,12 +13,15 @@ import numbers
 import os
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import __version__
 from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS, permutation, rdm_cells, scrambled
+from ._fingerprint import callable_fingerprint, images_fingerprint, weights_fingerprint
 from ._plan import (
     AnalysisPlan,
     check_extraction,
@@ -29,7 +32,19 @@ from ._plan import (
     transient_bytes,
 )
 from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
-from ._validation import check_int, fail, problem, public
+from ._resume import (
+    FINGERPRINTS,
+    Checkpoint,
+    RowStore,
+    describe_stale,
+    identity_of,
+    label_key,
+    row_identity,
+    stale_tasks,
+    task_key,
+    task_key_of,
+)
+from ._validation import check_choice, check_int, fail, problem, public
 from .activations import ORIGINAL_RGB, fill_targets
 from .dissim import _CHUNK_VALUES, resolve_metrics
 from .io import frame_format, load_frame, save_frame
@@ -63,33 +78,6 @@ def rdm_identity_columns(rdm_df: pd.DataFrame) -> list[str]:
     """
     labels = [column for column in rdm_df.columns if column not in RDM_COLUMNS]
     return list(IDENTITY_COLUMNS) + labels
-
-
-def _label_key(labels: dict) -> frozenset:
-    return frozenset((key, value) for key, value in labels.items())
-
-
-def _row_identity(model: str, label: tuple, activation_type: str, kernel_set: str, metric: str,
-                  perm: Any, labels: frozenset) -> tuple:
-    return (model, label[0], int(label[1]), activation_type, kernel_set, metric, perm, labels)
-
-
-def _existing_identities(existing: pd.DataFrame) -> list[tuple]:
-    label_columns = [c for c in existing.columns if c not in RDM_COLUMNS]
-    identities = []
-    for values in existing.to_dict("records"):
-        labels = frozenset(
-            (column, values[column])
-            for column in label_columns
-            if not (pd.api.types.is_scalar(values[column]) and pd.isna(values[column]))
-        )
-        identities.append(
-            _row_identity(
-                values["model"], (values["layer"], values["layer_num"]), values["activation_type"],
-                values["kernel_set_name"], values["dissim_metric"], values["perm"], labels,
-            )
-        )
-    return identities
 
 
 def _ranked_product(*sequences: Sequence) -> Iterator[tuple[tuple, tuple]]:
@@ -265,8 +253,8 @@ def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_n
     for perm in ["orig_data"] + list(range(1, num_perms + 1)):
         if (activation_type, kernel_set_name, metric.name, perm) not in work.wanted:
             continue
-        identity = _row_identity(model_name, work.label, activation_type, kernel_set_name,
-                                 metric.name, perm, _label_key(labels))
+        identity = row_identity(model_name, work.label, activation_type, kernel_set_name,
+                                 metric.name, perm, label_key(labels))
         scramble = list(range(n)) if perm == "orig_data" else permutation(n, random_state, identity)
         row = {
             "df_name": rdm_name,
@@ -287,11 +275,6 @@ def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_n
         row.update(labels)
         rows.append(row)
     return rows
-
-
-def _build_frame(rows: list[dict], label_columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(RDM_COLUMNS) + label_columns)
-    return frame.reset_index(drop=True)
 
 
 @public
@@ -315,6 +298,7 @@ def get_rdms(
     random_state: int = 0,
     max_memory: int | str | None = None,
     dry_run: bool = False,
+    on_change: str = "recompute",
 ) -> pd.DataFrame:
     """Make one RDM per image set, model, layer, metric and activation type.
 
@@ -397,6 +381,12 @@ def get_rdms(
         channel means, the ``n x n`` float64 statistics of each RDM being
         built, and the transient outputs of one batch's forward pass (the batch
         is made smaller when that alone would take half the budget).
+    on_change : {'recompute', 'error'}, default 'recompute'
+        What a resumed call does with rows on file that were made differently
+        (other weights, preprocessing, images, combinations, permutation seed
+        or library version than this call's, for the same model name and
+        image-set labels): recompute them (``verbose`` says how many and
+        why), or raise an error naming what changed.
     dry_run : bool, default False
         Plan only: return the summary of :func:`plan_rdms` (passes, predicted
         peak memory, output size) without running any forward pass.
@@ -455,17 +445,14 @@ def get_rdms(
     >>> rdm_df.loc[0, ['model', 'layer_label', 'dissim_metric', 'activation_type', 'obj']].tolist()
     ['alexnet', ('original_rgb', 0), 'corr', 'unit_level', 'obj001']
     """
-    call = _plan_call(
-        image_sets, models_dict, out_fname, rdm_name, which_layers, dissim_metrics, kernel_sets,
-        num_perms, append, batch_size, device, transform, random_state, max_memory, verbose,
-    )
+    call = _plan_call(dict(locals()))
     if dry_run:
         return _summary(call)
     check_int(num_cores, "num_cores", minimum=1)
     if verbose:
-        for line in _plan_lines(call):
+        for line in _plan_lines(call) + ([describe_stale(call.stale)] if call.stale else []):
             tqdm.write(line)
-    return _run(call, out_fname, num_cores, verbose)
+    return _run(call, out_fname, num_cores, verbose, append)
 
 
 def _check_image_sets(image_sets: Any) -> list[tuple]:
@@ -479,7 +466,7 @@ def _check_image_sets(image_sets: Any) -> list[tuple]:
     for position, image_set in enumerate(image_sets):
         validate_image_set(image_set, position)
         _check_combinations(image_set)
-        key = _label_key(image_set[0])
+        key = label_key(image_set[0])
         if key in seen:
             raise problem(
                 f"image sets {seen[key]} and {position} have the same labels "
@@ -494,43 +481,83 @@ def _check_image_sets(image_sets: Any) -> list[tuple]:
     return image_sets
 
 
+@dataclass
 class _Call:
     """Everything one get_rdms call will do, planned before any forward pass."""
 
-    def __init__(self, plan: AnalysisPlan, image_sets: list, tasks: list, order: dict,
-                 existing: pd.DataFrame | None, existing_identities: list, budget: int):
-        self.plan, self.image_sets, self.tasks, self.order = plan, image_sets, tasks, order
-        self.existing, self.existing_identities, self.budget = existing, existing_identities, budget
+    plan: AnalysisPlan
+    image_sets: list
+    tasks: list
+    order: dict
+    existing: pd.DataFrame | None
+    fingerprints: dict
+    stale: dict
+    budget: int
 
 
-def _plan_call(image_sets, models_dict, out_fname, rdm_name, which_layers, dissim_metrics,
-               kernel_sets, num_perms, append, batch_size, device, transform, random_state,
-               max_memory, verbose) -> _Call:
-    """Check every argument, plan the models, layers and passes; nothing runs yet."""
-    image_sets = _check_image_sets(image_sets)
-    metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_rdms")
-    kernel_sets = _check_kernel_sets(kernel_sets)
-    num_perms = check_int(num_perms, "num_perms", minimum=0)
-    random_state = check_int(random_state, "random_state", minimum=0)
+def _plan_call(args: dict) -> _Call:
+    """Check every argument of get_rdms (``args``), plan models, layers and passes; run nothing."""
+    image_sets = _check_image_sets(args["image_sets"])
+    settings = dict(
+        metrics=resolve_metrics(args["dissim_metrics"], param_name="dissim_metrics",
+                                func_name="get_rdms"),
+        kernel_sets=_check_kernel_sets(args["kernel_sets"]),
+        num_perms=check_int(args["num_perms"], "num_perms", minimum=0),
+        random_state=check_int(args["random_state"], "random_state", minimum=0),
+        rdm_name=args["rdm_name"],
+    )
+    out_fname = args["out_fname"]
     if out_fname is not None and frame_format(out_fname) == "csv":
         raise fail("out_fname", "a .parquet or .p/.pkl file (RDM frames hold arrays)",
                    os.fspath(out_fname))
-    extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
-    first_image = next(iter(image_sets[0][1].values()))
-    plan = plan_analysis(models_dict, which_layers, first_image, extraction)
+    check_choice(args["on_change"], "on_change", ("recompute", "error"))
+    extraction = check_extraction(args["batch_size"], args["device"], args["transform"],
+                                  args["max_memory"], args["verbose"])
+    plan = plan_analysis(args["models_dict"], args["which_layers"],
+                         next(iter(image_sets[0][1].values())), extraction)
     for model_plan in plan.models.values():
         model_plan.layers = [ORIGINAL_RGB] + [l for l in model_plan.layers if l != ORIGINAL_RGB]
-    _check_kernel_set_layers(kernel_sets, {name: mp.book for name, mp in plan.models.items()})
-    existing = None
-    if append and out_fname is not None and os.path.exists(out_fname):
+    _check_kernel_set_layers(settings["kernel_sets"], {n: mp.book for n, mp in plan.models.items()})
+    fingerprints = _fingerprints(image_sets, plan, settings["random_state"])
+    existing, stale = None, {}
+    if args["append"] and out_fname is not None and os.path.exists(out_fname):
         # the file this call writes to: a pickle here is the user's own output (the guide's .p)
         existing = load_frame(out_fname, allow_pickle=True)
-    identities = _existing_identities(existing) if existing is not None else []
-    budget = extraction.budget()
-    settings = dict(metrics=metrics, kernel_sets=kernel_sets, num_perms=num_perms,
-                    rdm_name=rdm_name, random_state=random_state, budget=budget)
-    tasks, order = _plan_tasks(image_sets, plan, set(identities), settings)
-    return _Call(plan, image_sets, tasks, order, existing, identities, budget)
+        stale = stale_tasks(existing, fingerprints, args["on_change"])
+        existing = _without_tasks(existing, stale)
+        fingerprints = {**existing.attrs.get(FINGERPRINTS, {}), **fingerprints}
+    done = {identity_of(row) for row in existing.to_dict("records")} if existing is not None else set()
+    settings["budget"] = extraction.budget()
+    tasks, order = _plan_tasks(image_sets, plan, done, settings)
+    return _Call(plan, image_sets, tasks, order, existing, fingerprints, stale, settings["budget"])
+
+
+def _fingerprints(image_sets: list, plan: AnalysisPlan, random_state: int) -> dict:
+    """``{task key: {part: fingerprint}}`` for every image set x model of the call."""
+    weights = {name: weights_fingerprint(mp.model) for name, mp in plan.models.items()}
+    preprocessing = callable_fingerprint(plan.extraction.transform)
+    fingerprints = {}
+    for labels, images, _, combinations in image_sets:
+        parts = {
+            "images": images_fingerprint(list(images.values())),
+            "combinations": repr([(c[0], c[1], callable_fingerprint(c[2]), c[3], c[4])
+                                  for c in combinations or []]),
+            "preprocessing": preprocessing,
+            "random_state": random_state,
+            "version": __version__,
+        }
+        for name in plan.models:
+            fingerprints[task_key(name, labels)] = {"weights": weights[name], **parts}
+    return fingerprints
+
+
+def _without_tasks(existing: pd.DataFrame, stale: dict) -> pd.DataFrame:
+    """``existing`` without the rows of the stale image sets x models."""
+    keep = [task_key_of(identity_of(row)) not in stale for row in existing.to_dict("records")]
+    kept = existing[keep].reset_index(drop=True)
+    kept.attrs = {FINGERPRINTS: {key: parts for key, parts in existing.attrs.get(FINGERPRINTS, {}).items()
+                                 if key not in stale}}
+    return kept
 
 
 def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict) -> tuple[list, dict]:
@@ -541,14 +568,14 @@ def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict)
     order: dict[tuple, tuple] = {}
     tasks = []
     for set_index, image_set in enumerate(image_sets):
-        label_key = _label_key(image_set[0])
+        labels = label_key(image_set[0])
         for model_index, (model_name, model_plan) in enumerate(plan.models.items()):
             todo: dict[tuple, set] = {}
             for rank, (label, metric, activation_type, kernel_set, perm) in _ranked_product(
                 model_plan.layers, metric_names, ACTIVATION_TYPES, kernel_names, perms,
             ):
-                identity = _row_identity(model_name, label, activation_type, kernel_set, metric,
-                                         perm, label_key)
+                identity = row_identity(model_name, label, activation_type, kernel_set, metric,
+                                        perm, labels)
                 order[identity] = (set_index, model_index) + rank
                 if identity not in done:
                     todo.setdefault(label, set()).add((activation_type, kernel_set, metric, perm))
@@ -618,25 +645,14 @@ def _plan_lines(call: _Call) -> list[str]:
     return lines
 
 
-def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool) -> pd.DataFrame:
+def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: bool) -> pd.DataFrame:
     """Run the tasks, saving checkpoints, and return the whole frame in plan order."""
-    label_columns = list(OrderedDict.fromkeys(k for s in call.image_sets for k in s[0]))
-    kept_rows: list[dict] = []
+    labels = list(OrderedDict.fromkeys(k for image_set in call.image_sets for k in image_set[0]))
+    store = RowStore(call.order, labels, call.fingerprints, call.stale)
     if call.existing is not None:
-        label_columns += [c for c in call.existing.columns
-                          if c not in RDM_COLUMNS and c not in label_columns]
-        kept_rows = call.existing.to_dict("records")
-    kept_order = [call.order.get(identity, (-1, position))
-                  for position, identity in enumerate(call.existing_identities)]
-    new_rows: list[dict] = []
-
-    def current_frame() -> pd.DataFrame:
-        keys = kept_order + [call.order[_identity_of(row)] for row in new_rows]
-        rows = kept_rows + new_rows
-        ranked = sorted(range(len(rows)), key=lambda i: (keys[i][0] >= 0, keys[i]))
-        return _build_frame([rows[i] for i in ranked], label_columns)
-
-    checkpoint = _Checkpoint(out_fname, current_frame)
+        store.add(call.existing.to_dict("records"))
+    checkpoint = Checkpoint(out_fname, store, _CHECKPOINT_SHARE, time.perf_counter,
+                            overwrite=not append)
     single = len(call.tasks) == 1 and num_cores == 1
     for task in call.tasks:
         task["extraction"].verbose = verbose and single
@@ -644,44 +660,12 @@ def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool) -> pd.DataF
         with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
                   unit="set x model") as bar:
             for rows in imap_ordered(_image_set_rdms, call.tasks, num_cores):
-                new_rows.extend(rows)
+                store.add(rows)
                 checkpoint.after_work()
                 bar.update(1)
     finally:
-        checkpoint.close(force=not call.tasks)
-    return current_frame()
-
-
-def _identity_of(row: dict) -> tuple:
-    labels = _label_key({key: row[key] for key in row if key not in RDM_COLUMNS})
-    return _row_identity(row["model"], row["layer_label"], row["activation_type"],
-                         row["kernel_set_name"], row["dissim_metric"], row["perm"], labels)
-
-
-class _Checkpoint:
-    """Rewrites the file when the last write cost at most a tenth of the work since."""
-
-    def __init__(self, out_fname: Any, frame: Callable[[], pd.DataFrame]):
-        self.out_fname, self.frame = out_fname, frame
-        self.last_end, self.last_cost, self.unsaved = time.perf_counter(), 0.0, False
-
-    def after_work(self) -> None:
-        self.unsaved = True
-        if self.last_cost <= _CHECKPOINT_SHARE * (time.perf_counter() - self.last_end):
-            self.save()
-
-    def save(self) -> None:
-        if self.out_fname is None:
-            return
-        start = time.perf_counter()
-        save_frame(self.frame(), self.out_fname)
-        self.last_end = time.perf_counter()
-        self.last_cost, self.unsaved = self.last_end - start, False
-
-    def close(self, force: bool) -> None:
-        """Save what is not saved yet (also when an error stops the run)."""
-        if self.unsaved or force:
-            self.save()
+        checkpoint.close(force=not call.tasks or bool(call.stale) or not append)
+    return store.frame()
 
 
 @public
@@ -738,8 +722,6 @@ def plan_rdms(
     >>> bool(tight['passes'][0] > 1), bool(tight['peak_bytes'][0] <= 80_000_000)
     (True, True)
     """
-    call = _plan_call(
-        image_sets, models_dict, out_fname, "plan", which_layers, dissim_metrics, kernel_sets,
-        num_perms, append, batch_size, device, transform, 0, max_memory, False,
-    )
+    call = _plan_call(dict(locals(), rdm_name="plan", random_state=0, verbose=False,
+                           on_change="recompute"))
     return _summary(call)
