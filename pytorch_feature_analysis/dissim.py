@@ -415,13 +415,19 @@ def _average_ranks(rows: torch.Tensor) -> torch.Tensor:
     n, p = rows.shape
     dtype = torch.float32 if rows.dtype == torch.float32 and p < 2**23 else torch.float64
     ranks = torch.empty((n, p), dtype=dtype, device=rows.device)
+    positions = torch.arange(p, device=rows.device)
     block = max(1, _CHUNK_VALUES // p)
     for start in range(0, n, block):
-        part = rows[start : start + block].contiguous()
-        ordered = torch.sort(part, dim=1).values
-        low = torch.searchsorted(ordered, part, side="left")
-        high = torch.searchsorted(ordered, part, side="right")
-        ranks[start : start + block] = (low + high + 1).to(dtype) / 2
+        ordered, order = torch.sort(rows[start : start + block], dim=1)
+        new_run = torch.ones_like(ordered, dtype=torch.bool)
+        new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        first = torch.cummax(new_run * positions, dim=1).values
+        run_ends = torch.ones_like(new_run)
+        run_ends[:, :-1] = new_run[:, 1:]
+        last = torch.cummin((positions + p * ~run_ends).flip(1), dim=1).values.flip(1)
+        ranks[start : start + block] = torch.empty_like(ranks[start : start + block]).scatter_(
+            1, order, (first + last + 2).to(dtype) / 2
+        )
     ranks[torch.isnan(rows).any(dim=1)] = math.nan
     return ranks
 
