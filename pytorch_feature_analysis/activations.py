@@ -33,7 +33,6 @@ __all__ = [
     "get_activations",
     "iter_activations",
     "model_layers",
-    "resolve_layers",
     "feature_means",
     "activation_patterns",
     "full_float32",

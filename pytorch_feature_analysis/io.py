@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._arrow_codec import METADATA_KEY, StoredFormatError, frame_to_table, table_to_frame
-from ._validation import InvalidInputError, caller, check_bool, fail, public
+from ._validation import InvalidInputError, accepts_original_names, caller, check_bool, fail, public
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -53,7 +53,6 @@ else:
     import fcntl
 
 __all__ = [
-    "frame_format",
     "save_frame",
     "load_frame",
     "combine_frames",
@@ -225,6 +224,7 @@ def load_frame(path, allow_pickle=False):
 
 
 @public
+@accepts_original_names(path="paths")
 def combine_frames(paths, keys=(), allow_pickle=False):
     """Load several frame files and stack them into one frame.
 
@@ -240,6 +240,9 @@ def combine_frames(paths, keys=(), allow_pickle=False):
     allow_pickle : bool, default False
         Read pickle files (see :func:`load_frame`). Without it, pickles in a
         folder are skipped with a warning, and a listed pickle is an error.
+    path
+        The original ``combine_csvs``'s name of ``paths``, accepted as a
+        keyword.
 
     Returns
     -------

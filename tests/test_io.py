@@ -990,3 +990,9 @@ def test_file_lock_checks_its_arguments(tmp_path):
         with pytest.raises(InvalidInputError, match=r"'timeout' parameter of file_lock"):
             file_lock(tmp_path / "a.parquet", timeout=timeout)
     assert "file_lock" in pfa_io.__all__
+
+
+def test_combine_csvs_takes_the_original_path_keyword(tmp_path):
+    pfa.save_frame(pd.DataFrame({"a": [1]}), tmp_path / "one.csv")
+    pfa.save_frame(pd.DataFrame({"a": [2]}), tmp_path / "two.csv")
+    assert pfa.combine_csvs(path=tmp_path)["a"].tolist() == [1, 2]
