@@ -31,6 +31,7 @@ from . import (
     rdms,
     selection,
     stimuli,
+    testing,
 )
 from ._validation import InvalidInputError
 from .activations import *  # noqa: F401,F403
