@@ -993,6 +993,6 @@ def test_file_lock_checks_its_arguments(tmp_path):
 
 
 def test_combine_csvs_takes_the_original_path_keyword(tmp_path):
-    pfa.save_frame(pd.DataFrame({"a": [1]}), tmp_path / "one.csv")
-    pfa.save_frame(pd.DataFrame({"a": [2]}), tmp_path / "two.csv")
-    assert pfa.combine_csvs(path=tmp_path)["a"].tolist() == [1, 2]
+    pfa_io.save_frame(pd.DataFrame({"a": [1]}), tmp_path / "one.csv")
+    pfa_io.save_frame(pd.DataFrame({"a": [2]}), tmp_path / "two.csv")
+    assert combine_csvs(path=tmp_path)["a"].tolist() == [1, 2]
