@@ -1,8 +1,10 @@
 """Dissimilarity metrics between activation patterns, and comparisons of RDMs.
 
-An RDM is computed from a patterns matrix (one row per stimulus, one column per
-unit) with a single matrix product: every built-in metric is derived from one
-Gram matrix, and several metrics asked for at once share their work.
+An RDM is computed in torch, on the device of the patterns matrix (one row per
+stimulus, one column per unit): :class:`RDMAccumulator` sums float64 Gram
+statistics over chunks of features, so no float64 copy of a whole layer is
+made and only n x n matrices reach the host; several metrics asked for at once
+share their work. :func:`compare_rdms` compares RDMs in torch float64 too.
 
 Built-in metrics (:data:`METRIC_NAMES`):
 
@@ -387,8 +389,9 @@ class _Identity:
         self.finite &= torch.isfinite(rows).all(dim=1)
         if self.all_distinct:
             return
-        labels = torch.where(self.finite, self.classes, -1 - torch.arange(len(rows), device=rows.device))
-        keys = torch.cat([labels[:, None].to(torch.float64), torch.nan_to_num(rows, 0.0, 0.0, 0.0)], 1)
+        alone = -1 - torch.arange(len(rows), device=rows.device)  # non-finite rows match none
+        labels = torch.where(self.finite, self.classes, alone).to(torch.float64)
+        keys = torch.cat([labels[:, None], torch.nan_to_num(rows, 0.0, 0.0, 0.0)], dim=1)
         self.classes = torch.unique(keys, dim=0, return_inverse=True)[1]
         self.all_distinct = bool(self.classes.max() == len(rows) - 1)
 
@@ -526,9 +529,10 @@ class RDMAccumulator:
     def add(self, chunk: torch.Tensor) -> None:
         """Add the features in ``chunk``, an (n, f) float32/float64 tensor on the device."""
         if not isinstance(chunk, torch.Tensor) or chunk.ndim != 2 or chunk.shape[0] != self.n:
-            raise fail("chunk", f"a 2-D tensor with {self.n} rows", _describe_shape(chunk), raw=True)
+            expected = f"a 2-D tensor with {self.n} rows"
+            raise fail("chunk", expected, _describe_shape(chunk), raw=True)
         if self.needs_whole_patterns and self._calls:
-            raise problem("RDMAccumulator.add was called twice, but its metrics need whole patterns.")
+            raise problem("RDMAccumulator.add was called twice; its metrics need whole patterns.")
         self._calls += 1
         self._whole = chunk if self._calls == 1 else None
         width = max(1, _CHUNK_VALUES // self.n)

@@ -389,7 +389,7 @@ def test_accumulator_in_chunks_equals_one_chunk_and_scipy(dtype, monkeypatch):
 
 def test_accumulator_in_chunks_keeps_degenerate_rules():
     patterns = np.array(
-        [[2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0], [5.0, 5.0, 5.0, 5.0], [0.0] * 4, [1.0, 3.0, 0.0, 2.0]]
+        [[2.0] * 4, [2.0] * 4, [5.0] * 4, [0.0] * 4, [1.0, 3.0, 0.0, 2.0]]
     )
     corr, cosine = accumulate(patterns, ["corr", "cosine"], [1, 3])
     assert corr[0, 1] == 0.0 and np.isnan(corr[0, 2]) and np.isnan(corr[0, 4])
@@ -428,16 +428,18 @@ def test_accumulator_workspace_counts_its_matrices():
 
 
 def test_compute_rdms_accepts_a_tensor(random_patterns):
-    from_tensor = pfa.compute_rdms(torch.from_numpy(random_patterns).float(), list(dissim.METRIC_NAMES))
+    low = random_patterns.astype(np.float32)
+    from_tensor = pfa.compute_rdms(torch.from_numpy(low), list(dissim.METRIC_NAMES))
     for name, rdm in zip(dissim.METRIC_NAMES, from_tensor):
-        assert_rdm_close(rdm, scipy_rdm(random_patterns.astype(np.float32).astype(np.float64), name))
+        assert_rdm_close(rdm, scipy_rdm(low.astype(np.float64), name))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_equals_cpu(random_patterns):
     names = list(dissim.METRIC_NAMES)
     patterns = torch.from_numpy(random_patterns)
-    for cpu, cuda in zip(pfa.compute_rdms(patterns, names), pfa.compute_rdms(patterns.cuda(), names)):
+    on_gpu = pfa.compute_rdms(patterns.cuda(), names)
+    for cpu, cuda in zip(pfa.compute_rdms(patterns, names), on_gpu):
         np.testing.assert_allclose(cuda, cpu, rtol=0, atol=1e-10)
     chunked_cpu = accumulate(random_patterns, CHUNKABLE, [7, 33])
     chunked_cuda = accumulate(random_patterns, CHUNKABLE, [7, 33], device="cuda")
