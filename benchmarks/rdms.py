@@ -1,30 +1,35 @@
-"""get_rdms against a naive per-pair reference and the batched limit.
+"""get_rdms against the limit on the same device, with peak memory.
 
-Cases (AlexNet, random weights, every layer, 'corr' and 'euclidean_distance',
-both activation types):
+Cases ('corr' and 'euclidean_distance', both activation types, random weights):
 
-(a) the user guide's example: 4 image sets x 4 images;
-(b) one image set of 100 images;
-(c) one image set of 1,000 images (ours and the limit only; peak memory).
+* ``alexnet-100``, ``alexnet-1000``: AlexNet, every layer (22 with
+  ``original_rgb``), one image set of 100 / 1,000 images;
+* ``resnet50-64``, ``resnet50-256``: ResNet-50, every layer call (every
+  module call of the forward pass), 64 / 256 images, default memory budget;
+* ``resnet50-128-3GB``: ResNet-50, every layer call, 128 images under
+  ``max_memory='3GB'``.
 
-* ours  -- ``pfa.get_rdms`` (no file written; the parquet write is timed apart);
-* naive -- as the original library: one image at a time through hooks, then a
-  Python loop over pairs of images per layer, metric and activation type, with
-  its kernel selection, copies and ``corr_dissim``.
-  For (b) it runs on a sample of pairs and is extrapolated, unless ``--full``;
-* limit -- a bare batched forward pass without hooks plus one matrix product
-  per RDM (activations captured separately, not timed).
+* ours  -- ``pfa.get_rdms`` (no file written);
+* limit -- a bare batched forward pass (no hooks, full float32) plus one
+  float64 Gram product per RDM (``X @ X.T`` of the layer's patterns, on the
+  device, in feature chunks), timed apart on tensors of the same shapes;
+* peak  -- the case's peak resident host memory (each case runs in its own
+  process), and on CUDA the peak device memory.
 
-Run: ``python benchmarks/rdms.py [--full] [--skip-large]``.
+Run: ``python benchmarks/rdms.py [--device cuda] [--cases alexnet-100 resnet50-64 ...]
+[--naive]``. ``--naive`` adds, for ``alexnet-100``, the original library's
+algorithm (one image at a time, a Python loop over pairs) extrapolated from 2%
+of the pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
-import tempfile
+import subprocess
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,135 +37,155 @@ import torch
 import pytorch_feature_analysis as pfa
 
 METRICS = ["corr", "euclidean_distance"]
+CASES = {
+    "alexnet-100": ("alexnet", 100, None),
+    "alexnet-1000": ("alexnet", 1000, None),
+    "resnet50-64": ("resnet50", 64, None),
+    "resnet50-128-3GB": ("resnet50", 128, "3GB"),
+    "resnet50-256": ("resnet50", 256, None),
+}
+CHUNK = 2**22
 
 
-def stimuli(num_objects: int, num_colors: int) -> list[dict]:
-    colors = np.linspace(0, 360, num_colors, endpoint=False).astype(int)
-    return pfa.make_synthetic_stimuli(num_objects=num_objects, colors=colors, size=224)
+def image_set(count: int) -> list:
+    colors = np.linspace(0, 360, count // 4, endpoint=False).astype(int)
+    stimuli = pfa.make_synthetic_stimuli(num_objects=4, colors=colors, size=224)
+    return pfa.package_image_sets(stimuli, ["obj", "color"], [])
 
 
-def run_ours(image_sets, model) -> tuple[float, object]:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gram_seconds(shape: tuple, count: int, device: torch.device) -> float:
+    """One float64 Gram of ``count`` patterns of ``shape``, in feature chunks."""
+    features = int(np.prod(shape))
+    patterns = torch.randn(count, features, device=device)
+    sync(device)
     start = time.perf_counter()
-    frame = pfa.get_rdms(image_sets, {"alexnet": model}, None, "bench", dissim_metrics=METRICS, verbose=False)
-    return time.perf_counter() - start, frame
+    gram = torch.zeros(count, count, dtype=torch.float64, device=device)
+    step = max(1, CHUNK // count)
+    for begin in range(0, features, step):
+        chunk = patterns[:, begin:begin + step].double()
+        gram += chunk @ chunk.T
+    sync(device)
+    return time.perf_counter() - start
 
 
-def gram_rdms(patterns: np.ndarray) -> list[np.ndarray]:
-    """One matrix product per RDM: 1 - r from centred rows, distances from a Gram."""
-    x = patterns.astype(np.float64)
-    centred = x - x.mean(axis=1, keepdims=True)
-    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
-    corr = 1 - centred @ centred.T
-    y = x - x.mean(axis=0)
-    gram = y @ y.T
-    sq = np.diag(gram)
-    euclid = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0))
-    return [corr, euclid]
-
-
-def run_limit(images, model, batch_size=32) -> float:
-    """Bare batched forward (timed) + one matrix product per RDM (timed)."""
-    activations = pfa.get_activations(images, model, verbose=False, batch_size=batch_size)
+def run_limit(model, images: list, device: torch.device, batch_size: int = 32) -> float:
+    """Bare batched forward + one float64 Gram per RDM (2 metrics x 2 activation types)."""
+    model.to(device)
+    pixels = pfa.preprocess_images(images[:1])
+    book = pfa.model_layers(model, pixels.to(device))
     start = time.perf_counter()
-    pixels = pfa.preprocess_images(images)
-    with torch.inference_mode():
+    with pfa.full_float32(), torch.inference_mode():
         for begin in range(0, len(images), batch_size):
-            model(pixels[begin:begin + batch_size])
+            model(pfa.preprocess_images(images[begin:begin + batch_size]).to(device))
+    sync(device)
     forward = time.perf_counter() - start
-    start = time.perf_counter()
-    for values in activations.values():
-        for activation_type in pfa.ACTIVATION_TYPES:
-            gram_rdms(pfa.activation_patterns(values, activation_type))
-    return forward + time.perf_counter() - start
+    shapes = [tuple(pixels.shape[1:])] + [where.shape for label, where in book.items() if where]
+    grams = sum(len(METRICS) * (gram_seconds(shape, len(images), device)
+                                + gram_seconds(shape[:1], len(images), device))
+                for shape in shapes)
+    model.to("cpu")
+    return forward + grams
 
 
-def naive_corr(x, y):
-    """The original library's corr_dissim."""
-    if np.max(np.abs(x - y)) == 0:
-        return 0.0
-    if np.sum(np.abs(x)) == 0 or np.sum(np.abs(y)) == 0:
-        return np.nan
-    return 1 - np.corrcoef(x, y)[0, 1]
-
-
-def run_naive(images, model, pair_fraction: float = 1.0, seed: int = 0) -> float:
-    """The original's algorithm; with pair_fraction < 1, extrapolated from a sample."""
+def naive_seconds(model, images: list, pair_fraction: float = 0.02) -> float:
+    """The original's algorithm on a sample of pairs, extrapolated."""
     book = pfa.fetch_layers(model)
     modules = [pfa.index_nested(model._modules, address) for address in book.values()]
     start = time.perf_counter()
     per_image = []
     for image in images:
         stored = []
-        handles = [m.register_forward_hook(lambda m, i, o: stored.append(o.detach().numpy().copy())) for m in modules]
+        handles = [m.register_forward_hook(lambda m, i, o: stored.append(o.detach().numpy().copy()))
+                   for m in modules]
         pixels = pfa.preprocess_images([image])
         with torch.no_grad():
             model(pixels)
         for handle in handles:
             handle.remove()
         layers = [pixels.numpy()[0]] + [s[0] for s in stored]
-        per_image.append(
-            [(layer, layer.reshape(layer.shape[0], -1).mean(axis=1) if layer.ndim == 3 else layer) for layer in layers]
-        )
+        per_image.append([(layer, layer.reshape(layer.shape[0], -1).mean(axis=1)
+                           if layer.ndim == 3 else layer) for layer in layers])
     extraction = time.perf_counter() - start
     n = len(images)
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    rng = np.random.default_rng(seed)
-    if pair_fraction < 1:
-        sample = rng.choice(len(pairs), max(1, int(len(pairs) * pair_fraction)), replace=False)
-        pairs = [pairs[k] for k in sample]
-    funcs = [naive_corr, lambda x, y: np.linalg.norm(x - y)]
+    sample = np.random.default_rng(0).choice(len(pairs), int(len(pairs) * pair_fraction), False)
+    funcs = [lambda x, y: 1 - np.corrcoef(x, y)[0, 1], lambda x, y: np.linalg.norm(x - y)]
     start = time.perf_counter()
     for layer_index in range(len(per_image[0])):
         for func in funcs:
             for type_index in (0, 1):
-                kernel_inds = list(range(per_image[0][layer_index][type_index].shape[0]))
-                for i, j in pairs:
-                    x = per_image[i][layer_index][type_index][kernel_inds, ...].flatten().astype(float)
-                    y = per_image[j][layer_index][type_index][kernel_inds, ...].flatten().astype(float)
-                    func(x, y)
-    loops = (time.perf_counter() - start) / (pair_fraction if pair_fraction < 1 else 1)
-    return extraction + loops
+                for k in sample:
+                    i, j = pairs[k]
+                    func(per_image[i][layer_index][type_index].flatten().astype(float),
+                         per_image[j][layer_index][type_index].flatten().astype(float))
+    return extraction + (time.perf_counter() - start) / pair_fraction
+
+
+def run_case(name: str, device: torch.device, naive: bool) -> dict:
+    """One case in this process: our time, the limit, peak memory."""
+    base, count, budget = CASES[name]
+    sets = image_set(count)
+    images = list(sets[0][1].values())
+    model = pfa.prepare_model(base, "random")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    frame = pfa.get_rdms(sets, {base: model}, None, "bench", dissim_metrics=METRICS,
+                         device=device, max_memory=budget, verbose=False)
+    ours = time.perf_counter() - start
+    plan = pfa.plan_rdms(sets, {base: model}, dissim_metrics=METRICS, device=device,
+                         max_memory=budget)
+    result = {
+        "case": name, "rdms": len(frame), "ours_s": ours,
+        "passes": int(plan["passes"][0]), "batch_size": int(plan["batch_size"][0]),
+        "predicted_peak_GB": float(plan["peak_bytes"][0]) / 1e9,
+        "peak_host_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+    if device.type == "cuda":
+        result["peak_device_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
+    del frame
+    result["limit_s"] = run_limit(model, images, device)
+    if naive and name == "alexnet-100":
+        result["naive_s"] = naive_seconds(model, images)
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="run the naive reference on every pair of (b)")
-    parser.add_argument("--skip-large", action="store_true", help="skip case (c), 1,000 images")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--naive", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # run one case here, print JSON
     args = parser.parse_args()
-    torch.manual_seed(0)
-    model = pfa.prepare_model("alexnet", "random")
-    print(f"torch threads: {torch.get_num_threads()}")
-    print(f"{'case':<28}{'ours s':>10}{'limit s':>10}{'naive s':>12}{'ours/limit':>12}{'naive/ours':>12}")
-
-    guide = pfa.package_image_sets(stimuli(4, 4), ["color"], ["obj"])
-    guide_images = [image for image_set in guide for image in image_set[1].values()]
-    ours, frame = run_ours(guide, model)
-    limit = run_limit(guide_images, model, batch_size=4)
-    naive = run_naive(guide_images[:4], model) * 4
-    print(f"{'(a) guide 4 sets x 4':<28}{ours:>10.2f}{limit:>10.2f}{naive:>12.1f}{ours / limit:>12.2f}{naive / ours:>12.0f}")
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        pfa.save_frame(frame, Path(folder) / "rdms.parquet")
-        print(f"    parquet write of its {len(frame)} rows: {time.perf_counter() - start:.2f} s")
-
-    hundred = pfa.package_image_sets(stimuli(4, 25), ["obj", "color"], [])
-    images = list(hundred[0][1].values())
-    ours, frame = run_ours(hundred, model)
-    limit = run_limit(images, model)
-    fraction = 1.0 if args.full else 0.02
-    naive = run_naive(images, model, pair_fraction=fraction)
-    note = "" if args.full else "  (naive extrapolated from 2% of pairs)"
-    print(f"{'(b) one set of 100':<28}{ours:>10.2f}{limit:>10.2f}{naive:>12.1f}{ours / limit:>12.2f}{naive / ours:>12.0f}{note}")
-
-    if not args.skip_large:
-        thousand = pfa.package_image_sets(stimuli(8, 125), ["obj", "color"], [])
-        images = list(thousand[0][1].values())
-        ours, frame = run_ours(thousand, model)
-        del frame
-        limit = run_limit(images, model)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"{'(c) one set of 1,000':<28}{ours:>10.2f}{limit:>10.2f}{'-':>12}{ours / limit:>12.2f}{'-':>12}")
-        print(f"    peak memory of this process: {peak:.1f} GiB")
+    device = torch.device(args.device)
+    if args.one:
+        print(json.dumps(run_case(args.one, device, args.naive)))
+        return
+    print(f"device: {args.device}, torch threads: {torch.get_num_threads()}")
+    print(f"{'case':<18}{'RDMs':>6}{'passes':>7}{'ours s':>9}{'limit s':>9}{'ours/limit':>11}"
+          f"{'host GiB':>9}{'dev GiB':>8}{'pred. GB':>9}")
+    for name in args.cases:
+        command = [sys.executable, __file__, "--device", args.device, "--one", name]
+        if args.naive:
+            command.append("--naive")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            print(f"{name:<18} failed: {done.stderr.strip().splitlines()[-1]}")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        device_peak = f"{r['peak_device_GiB']:.1f}" if "peak_device_GiB" in r else "-"
+        print(f"{name:<18}{r['rdms']:>6}{r['passes']:>7}{r['ours_s']:>9.2f}{r['limit_s']:>9.2f}"
+              f"{r['ours_s'] / r['limit_s']:>11.2f}{r['peak_host_GiB']:>9.1f}{device_peak:>8}"
+              f"{r['predicted_peak_GB']:>9.1f}")
+        if "naive_s" in r:
+            print(f"    the original's algorithm (extrapolated): {r['naive_s']:.0f} s, "
+                  f"{r['naive_s'] / r['ours_s']:.0f}x ours")
 
 
 if __name__ == "__main__":
