@@ -58,7 +58,7 @@ class _DefaultTransform(v2.Compose):
                 v2.CenterCrop(size),
                 v2.ToImage(),
                 v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD, inplace=True),  # on ToDtype's copy
             ]
         )
         self.size = size
