@@ -68,21 +68,49 @@ def _is_replicate_list(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
 
+_WHERE = "The 'image_set' parameter of unit_anova"
+
+
 def _parse_design(image_set: Any) -> _Design:
-    where = "The 'image_set' parameter of unit_anova"
+    """Check a crossed two-factor image set; its images cell by cell, replicates together."""
+    labels, stim_dict, factors = _design_parts(image_set)
+    levels1: list = []
+    levels2: list = []
+    for key in stim_dict:
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise InvalidInputError(
+                f"{_WHERE} must key its images by (level of {factors[0]!r}, level of "
+                f"{factors[1]!r}); got the key {key!r} instead."
+            )
+        levels1 += [key[0]] if key[0] not in levels1 else []
+        levels2 += [key[1]] if key[1] not in levels2 else []
+    if len(levels1) < 2 or len(levels2) < 2:
+        raise InvalidInputError(
+            f"{_WHERE} must have at least 2 levels of each factor; got {levels1} of "
+            f"{factors[0]!r} and {levels2} of {factors[1]!r} instead."
+        )
+    cells = [(a, b) for a in levels1 for b in levels2]
+    contents = _balanced_cells(stim_dict, cells)
+    images = [image for cell in cells for image in contents[cell]]
+    replicates = len(contents[cells[0]])
+    return _Design(dict(labels), tuple(factors), levels1, levels2, replicates, images)
+
+
+def _design_parts(image_set: Any) -> tuple[dict, dict, tuple]:
+    """The labels, images and factor names of an image set, checked."""
     if not isinstance(image_set, (tuple, list)) or len(image_set) not in (3, 4):
         raise InvalidInputError(
-            f"{where} must be a tuple (labels dict, {{(level1, level2): image or list of "
+            f"{_WHERE} must be a tuple (labels dict, {{(level1, level2): image or list of "
             f"images}}, (factor1, factor2)); got {image_set!r:.200} instead."
         )
     labels, stim_dict, factors = image_set[:3]
     if len(image_set) == 4 and image_set[3]:
         raise InvalidInputError(
-            f"{where} cannot hold combinations of images (its fourth part); got "
+            f"{_WHERE} cannot hold combinations of images (its fourth part); got "
             f"{image_set[3]!r:.200} instead."
         )
     if not isinstance(labels, dict):
-        raise InvalidInputError(f"{where} must start with a labels dict; got {labels!r:.200} instead.")
+        raise InvalidInputError(f"{_WHERE} must start with a labels dict; got {labels!r:.200} instead.")
     if (
         not isinstance(factors, (tuple, list))
         or len(factors) != 2
@@ -91,7 +119,7 @@ def _parse_design(image_set: Any) -> _Design:
         or "interaction" in factors
     ):
         raise InvalidInputError(
-            f"{where} must name two different factors (not 'interaction') in its third "
+            f"{_WHERE} must name two different factors (not 'interaction') in its third "
             f"part, e.g. ('color', 'obj'); got {factors!r} instead."
         )
     reserved = {"model", "layer", "layer_num", "layer_label"}
@@ -99,33 +127,22 @@ def _parse_design(image_set: Any) -> _Design:
     clashing = sorted(set(map(str, labels)) & reserved)
     if clashing:
         raise InvalidInputError(
-            f"{where} has labels {clashing} that clash with output columns; rename them."
+            f"{_WHERE} has labels {clashing} that clash with output columns; rename them."
         )
     if not isinstance(stim_dict, dict) or not stim_dict:
         raise InvalidInputError(
-            f"{where} must hold a non-empty dict {{(level1, level2): image}} in its second "
+            f"{_WHERE} must hold a non-empty dict {{(level1, level2): image}} in its second "
             f"part; got {stim_dict!r:.200} instead."
         )
-    levels1: list = []
-    levels2: list = []
-    for key in stim_dict:
-        if not isinstance(key, tuple) or len(key) != 2:
-            raise InvalidInputError(
-                f"{where} must key its images by (level of {factors[0]!r}, level of "
-                f"{factors[1]!r}); got the key {key!r} instead."
-            )
-        levels1 += [key[0]] if key[0] not in levels1 else []
-        levels2 += [key[1]] if key[1] not in levels2 else []
-    if len(levels1) < 2 or len(levels2) < 2:
-        raise InvalidInputError(
-            f"{where} must have at least 2 levels of each factor; got {levels1} of "
-            f"{factors[0]!r} and {levels2} of {factors[1]!r} instead."
-        )
-    cells = [(a, b) for a in levels1 for b in levels2]
+    return labels, stim_dict, tuple(factors)
+
+
+def _balanced_cells(stim_dict: dict, cells: list) -> dict:
+    """``{cell: [images]}``: every cell present, with the same number of images."""
     missing = [cell for cell in cells if cell not in stim_dict]
     if missing:
         raise InvalidInputError(
-            f"{where} must have images for every combination of levels (a crossed design); "
+            f"{_WHERE} must have images for every combination of levels (a crossed design); "
             f"cells {', '.join(map(repr, missing))} are missing."
         )
     contents = {
@@ -141,35 +158,10 @@ def _parse_design(image_set: Any) -> _Design:
             for count, counted in sorted(counts.items())
         )
         raise InvalidInputError(
-            f"{where} must be a balanced design (the same number of images, at least one, "
+            f"{_WHERE} must be a balanced design (the same number of images, at least one, "
             f"in every cell); got {listing} instead."
         )
-    images = [image for cell in cells for image in contents[cell]]
-    return _Design(dict(labels), tuple(factors), levels1, levels2, next(iter(counts)), images)
-
-
-def _prepare(model_desc: Any, random_state: int | None) -> tuple[str, nn.Module]:
-    if (
-        not isinstance(model_desc, (tuple, list))
-        or len(model_desc) not in (2, 3)
-        or not isinstance(model_desc[0], str)
-    ):
-        raise InvalidInputError(
-            "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
-            f"weights) or (model_name, model); got {model_desc!r:.200} instead."
-        )
-    if len(model_desc) == 2:
-        name, model = model_desc
-        if not isinstance(model, nn.Module):
-            raise InvalidInputError(
-                "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
-                f"weights) or (model_name, torch.nn.Module); got {model_desc!r:.200} instead."
-            )
-        return name, model.eval()
-    name, base_model, weights = model_desc
-    if isinstance(base_model, nn.Module) and weights != "trained":
-        base_model = copy.deepcopy(base_model)  # new weights must not touch the caller's model
-    return name, prepare_model(base_model, weights, random_state=random_state)
+    return contents
 
 
 def _batch_within(model_plan: ModelPlan, design: _Design, extraction: Any) -> int:
