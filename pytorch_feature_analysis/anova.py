@@ -164,6 +164,30 @@ def _balanced_cells(stim_dict: dict, cells: list) -> dict:
     return contents
 
 
+def _prepare(model_desc: Any, random_state: int | None) -> tuple[str, nn.Module]:
+    if (
+        not isinstance(model_desc, (tuple, list))
+        or len(model_desc) not in (2, 3)
+        or not isinstance(model_desc[0], str)
+    ):
+        raise InvalidInputError(
+            "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
+            f"weights) or (model_name, model); got {model_desc!r:.200} instead."
+        )
+    if len(model_desc) == 2:
+        name, model = model_desc
+        if not isinstance(model, nn.Module):
+            raise InvalidInputError(
+                "The 'model_desc' parameter of unit_anova must be (model_name, base_model, "
+                f"weights) or (model_name, torch.nn.Module); got {model_desc!r:.200} instead."
+            )
+        return name, model.eval()
+    name, base_model, weights = model_desc
+    if isinstance(base_model, nn.Module) and weights != "trained":
+        base_model = copy.deepcopy(base_model)  # new weights must not touch the caller's model
+    return name, prepare_model(base_model, weights, random_state=random_state)
+
+
 def _batch_within(model_plan: ModelPlan, design: _Design, extraction: Any) -> int:
     """The batch size, lowered so one batch and the running sums fit ``max_memory``."""
     if extraction.max_memory is None:
