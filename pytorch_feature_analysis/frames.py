@@ -217,7 +217,7 @@ def df_agg(df, group_vars, data_vars, agg_funcs):
     2  New York  Female         65.5    0.707107     115000.0  49497.474683
     3  New York    Male         71.0    1.414214      75000.0  35355.339059
     """
-    check_columns(df, [])
+    check_columns(df, [])  # a DataFrame, before the column lists are read
     if _is_rem(group_vars) and _is_rem(data_vars):
         raise fail(
             "group_vars",

@@ -32,7 +32,7 @@ from ._validation import check_bool, check_int, describe, fail, public
 
 __all__ = ["assert_frames_identical", "assert_rdm_frame", "rdm_frames"]
 
-# Contract columns that hold text, and their types beyond the matrix.
+# Contract columns that hold text.
 _TEXT_COLUMNS = ("df_name", "model", "layer", "dissim_metric", "activation_type", "kernel_set_name")
 
 # Relative tolerance of the symmetry check of assert_rdm_frame.
@@ -313,14 +313,15 @@ def _row_problem(cells):
     """What is wrong with the other contract columns of a row, or None."""
     n = cells["matrix"].shape[0]
     checks = [
-        ("entry_keys", lambda v: _is_tuple_of(v, tuple) and len(v) == n and len(set(v)) == n,
+        ("entry_keys", lambda v: _is_tuple_of(v, tuple) and len(v) == n and _distinct(v),
          f"a tuple of {n} different tuples (one per matrix row)"),
         ("entry_labels", lambda v: _is_tuple_of(v, dict) and len(v) == n,
          f"a tuple of {n} dicts (one per matrix row)"),
         ("dissim_rankings", lambda v: _is_ranking(v, cells["matrix"]),
          f"a tuple of distinct entry positions (0 to {n - 1}), all of them unless the "
          "matrix holds NaN"),
-        ("perm", lambda v: v == "orig_data" or _is_int(v), "'orig_data' or an int"),
+        ("perm", lambda v: (isinstance(v, str) and v == "orig_data") or _is_int(v),
+         "'orig_data' or an int"),
         ("perm_scramble", lambda v: _is_scramble(v, n, cells.get("perm")),
          f"a list permuting range({n}) (the identity for 'orig_data')"),
         ("kernel_inds", lambda v: _is_tuple_of(v, int), "a tuple of ints"),
@@ -338,6 +339,13 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _distinct(values):
+    try:
+        return len(set(values)) == len(values)
+    except TypeError:
+        return False
+
+
 def _is_tuple_of(value, kind):
     check = _is_int if kind is int else (lambda item: isinstance(item, kind))
     return isinstance(value, tuple) and all(check(item) for item in value)
@@ -345,7 +353,7 @@ def _is_tuple_of(value, kind):
 
 def _is_ranking(value, matrix):
     n = matrix.shape[0]
-    if not _is_tuple_of(value, int) or len(set(value)) != len(value):
+    if not _is_tuple_of(value, int) or not _distinct(value):
         return False
     complete = len(value) == n or np.isnan(matrix).any()
     return complete and all(0 <= i < n for i in value)
