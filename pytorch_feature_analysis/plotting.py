@@ -36,6 +36,11 @@ __all__ = [
 # The columns every plot reads from an RDM frame.
 _PLOTTED_COLUMNS = ("matrix", "entry_keys")
 
+# How far from symmetric a matrix given to MDS may be (numpy.isclose's defaults):
+# the rounding of float32 arithmetic passes, a real asymmetry does not.
+_SYMMETRY_RTOL = 1e-5
+_SYMMETRY_ATOL = 1e-8
+
 
 @dataclass(frozen=True)
 class MDSResult:
@@ -231,7 +236,7 @@ def _check_distances(matrix, entry_keys):
     if rows.size:
         pairs = ", ".join(_pair_text(entry_keys, i, j) for i, j in zip(rows[:5], cols[:5]))
         more = f" and {rows.size - 5} more" if rows.size > 5 else ""
-        kind = "NaN" if np.isnan(matrix[rows, cols] + matrix[cols, rows]).all() else "NaN or inf"
+        kind = "NaN or inf" if np.isinf(matrix).any() else "NaN"
         expected = (
             "an RDM without NaN or infinite values (MDS needs every dissimilarity; drop "
             "those entries first with pfa.subset_rdm_df)"
@@ -242,7 +247,7 @@ def _check_distances(matrix, entry_keys):
         got = f"a smallest value of {matrix[i, j]:.6g} (for {_pair_text(entry_keys, i, j)})"
         expected = "an RDM of non-negative dissimilarities (MDS embeds them as distances)"
         raise fail("rdm_df", expected, got, raw=True)
-    asymmetry = np.abs(matrix - matrix.T) - 1e-5 * np.abs(matrix.T) - 1e-8
+    asymmetry = np.abs(matrix - matrix.T) - _SYMMETRY_RTOL * np.abs(matrix.T) - _SYMMETRY_ATOL
     i, j = np.unravel_index(np.argmax(asymmetry), matrix.shape)
     if asymmetry[i, j] > 0:
         got = (
