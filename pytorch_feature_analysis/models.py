@@ -35,7 +35,7 @@ import torchvision
 from torch import nn
 
 from . import cornet
-from ._validation import accepts_original_names
+from ._validation import InvalidInputError, accepts_original_names, public
 
 __all__ = [
     "available_models",
@@ -111,7 +111,7 @@ def _check_model_name(name: str) -> str:
         return name
     close = difflib.get_close_matches(name.lower(), names, n=5, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
+    raise InvalidInputError(
         f"Unknown base model {name!r}.{hint} Call pfa.available_models() for all "
         f"{len(names)} names, or pass a torch.nn.Module instance."
     )
@@ -154,7 +154,7 @@ def _read_checkpoint(source: str | os.PathLike) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt files
-        raise ValueError(
+        raise InvalidInputError(
             f"Could not read weights file {source!r} as a PyTorch state_dict or "
             f"checkpoint: {error}"
         ) from error
@@ -166,7 +166,7 @@ def _extract_state_dict(checkpoint: Any, source: str) -> dict[str, torch.Tensor]
     if not isinstance(checkpoint, dict) or not all(
         isinstance(value, torch.Tensor) for value in checkpoint.values()
     ):
-        raise ValueError(
+        raise InvalidInputError(
             f"The weights at {source!r} must be a state_dict (a dict of tensors) or a "
             f"checkpoint dict with a 'state_dict' key; got {type(checkpoint).__name__} "
             "instead."
@@ -216,7 +216,7 @@ def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
     missing = sorted(expected - set(state_dict))
     unexpected = sorted(set(state_dict) - expected)
     if missing or unexpected:
-        raise ValueError(
+        raise InvalidInputError(
             f"The weights at {source_text!r} do not match the model "
             f"{type(model).__name__}: missing keys {missing[:20]}"
             f"{' ...' if len(missing) > 20 else ''}; unexpected keys {unexpected[:20]}"
@@ -225,7 +225,7 @@ def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:  # shapes that do not match
-        raise ValueError(f"The weights at {source_text!r} do not fit the model: {error}") from error
+        raise InvalidInputError(f"The weights at {source_text!r} do not fit the model: {error}") from error
     return model
 
 
@@ -286,7 +286,7 @@ def prepare_model(
     """
     weights_text = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(weights_text, str):
-        raise TypeError(
+        raise InvalidInputError(
             "The 'weights' parameter of prepare_model must be 'trained', 'random', a URL "
             f"or a file path; got {weights!r} instead."
         )
@@ -309,7 +309,7 @@ def prepare_model(
             if weights_text != "random":
                 load_weights(model, weights_text)
     else:
-        raise TypeError(
+        raise InvalidInputError(
             "The 'base_model' parameter of prepare_model must be a model name or a "
             f"torch.nn.Module; got {type(base_model).__name__} instead."
         )
@@ -342,7 +342,7 @@ def prepare_models(models_dict: dict, random_state: int | None = 0) -> "OrderedD
     ['alexnet_random']
     """
     if not isinstance(models_dict, dict) or not models_dict:
-        raise TypeError(
+        raise InvalidInputError(
             "The 'models_dict' parameter of prepare_models must be a non-empty dict "
             f"{{name: (base_model, weights)}}; got {models_dict!r} instead."
         )
@@ -352,7 +352,7 @@ def prepare_models(models_dict: dict, random_state: int | None = 0) -> "OrderedD
             prepared[name] = spec.eval()
             continue
         if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
-            raise ValueError(
+            raise InvalidInputError(
                 f"The entry {name!r} of models_dict must be (base_model, weights) or "
                 f"(base_model, weights, random_state); got {spec!r} instead."
             )
@@ -406,7 +406,7 @@ def _leaf_addresses(model: nn.Module) -> list[tuple[list, nn.Module]]:
     for top_name, top_module in model.named_children():
         crawl(top_module, [top_name])
     if not found:  # the model itself is a single layer
-        raise ValueError(
+        raise InvalidInputError(
             f"The model {type(model).__name__} has no submodules to address; wrap it in "
             "torch.nn.Sequential."
         )

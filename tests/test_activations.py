@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 import pytorch_feature_analysis as pfa
+from pytorch_feature_analysis.activations import resolve_layers
 
 ALEXNET_LABELS = [
     ("conv1", 1), ("relu1", 2), ("maxpool1", 3), ("conv2", 4), ("relu2", 5), ("maxpool2", 6),
@@ -224,11 +225,11 @@ def test_unknown_layer_error_lists_the_valid_layers(alexnet, images):
 
 def test_resolve_layers_with_a_model_name():
     book = OrderedDict([(("original_rgb", 0), None), (("conv1", 1), None), (("relu1", 2), None)])
-    assert pfa.resolve_layers(book, None) == list(book)
-    assert pfa.resolve_layers(book, "all") == list(book)
-    assert pfa.resolve_layers(book, ["relu1", ("conv1", 1)]) == [("conv1", 1), ("relu1", 2)]
+    assert resolve_layers(book, None) == list(book)
+    assert resolve_layers(book, "all") == list(book)
+    assert resolve_layers(book, ["relu1", ("conv1", 1)]) == [("conv1", 1), ("relu1", 2)]
     with pytest.raises(ValueError, match="of model 'mine'"):
-        pfa.resolve_layers(book, ["fc1"], "mine")
+        resolve_layers(book, ["fc1"], "mine")
 
 
 # ----------------------------------------------------------------------------
