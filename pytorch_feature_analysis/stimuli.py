@@ -37,9 +37,7 @@ __all__ = [
     "default_transform",
     "load_image",
     "preprocess_images",
-    "check_images_exist",
     "package_image_sets",
-    "validate_image_set",
     "make_synthetic_stimuli",
     "save_synthetic_stimuli",
 ]
@@ -201,7 +199,11 @@ def load_image(image: Any) -> Image.Image:
 
 @public
 def check_images_exist(images: Iterable[Any]) -> None:
-    """Raise before long work starts if any image path is missing.
+    """Raise before long work starts if an image file is missing or is not an image.
+
+    Each file's header is read (its format and size, not its pixels), so a
+    file that is not an image fails the call before the first forward pass,
+    with its name.
 
     Examples
     --------
@@ -211,8 +213,18 @@ def check_images_exist(images: Iterable[Any]) -> None:
     FileNotFoundError: Image file '/no/such/image.png' does not exist.
     """
     for image in images:
-        if isinstance(image, (str, os.PathLike)) and not os.path.isfile(image):
+        if not isinstance(image, (str, os.PathLike)):
+            continue
+        if not os.path.isfile(image):
             raise FileNotFoundError(f"Image file {os.fspath(image)!r} does not exist.")
+        try:
+            with Image.open(image) as opened:
+                opened.size  # the header only
+        except (UnidentifiedImageError, OSError) as error:
+            raise InvalidInputError(
+                f"The image file {os.fspath(image)!r} must be an image PIL can read; reading "
+                f"its header failed with {type(error).__name__}: {error}"
+            ) from error
 
 
 @public

@@ -124,3 +124,14 @@ def test_two_processes_writing_one_file_keep_every_row(tmp_path):
     frame = pfa.load_frame(path)
     assert sorted(frame["obj"].unique()) == [f"obj00{i}" for i in range(1, 7)]
     assert len(frame) == 6 * 2 * 2  # sets x (original_rgb, fc3) x activation types
+
+
+def test_a_file_that_is_not_an_image_fails_before_any_forward_pass(study, monkeypatch):
+    image_sets, path = study
+    broken = image_sets[2][1][("240",)]
+    with open(broken, "wb") as handle:
+        handle.write(b"not a png at all")
+    monkeypatch.setattr(rdms_module, "fill_targets", lambda *a, **k: pytest.fail("a pass ran"))
+    with pytest.raises(pfa.InvalidInputError, match=r"obj003.*240.*must be an image"):
+        pfa.get_rdms(image_sets, models(), path, transform=SMALL, **KWARGS)
+    assert not path.exists()

@@ -17,6 +17,7 @@ from torchvision import transforms
 from torchvision.transforms import v2
 
 import pytorch_feature_analysis as pfa
+from pytorch_feature_analysis import stimuli as stimuli_module
 
 
 def noise_image(width, height, seed, mode="RGB"):
@@ -129,9 +130,9 @@ def test_load_image_errors_name_the_problem(tmp_path):
 def test_check_images_exist_names_the_missing_file(tmp_path):
     present = tmp_path / "here.png"
     noise_image(4, 4, 0).save(present)
-    pfa.check_images_exist([str(present), present, noise_image(4, 4, 1), np.zeros((2, 2))])
+    stimuli_module.check_images_exist([str(present), present, noise_image(4, 4, 1), np.zeros((2, 2))])
     with pytest.raises(FileNotFoundError, match="gone.jpg"):
-        pfa.check_images_exist([str(present), str(tmp_path / "gone.jpg")])
+        stimuli_module.check_images_exist([str(present), str(tmp_path / "gone.jpg")])
 
 
 # ----------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def test_package_image_sets_reproduces_the_original_docstring_example():
         assert isinstance(got_set, tuple)
         assert list(got_set[0].items()) == list(expected_set[0].items())
         assert list(got_set[1].items()) == list(expected_set[1].items())
-        pfa.validate_image_set(got_set)
+        stimuli_module.validate_image_set(got_set)
 
 
 def test_package_image_sets_matches_the_guides_hand_built_sets():
@@ -181,7 +182,7 @@ def test_package_image_sets_matches_the_guides_hand_built_sets():
     packaged = pfa.package_image_sets(image_list, ['color'], ['obj'])
     assert packaged == image_sets
     for image_set in packaged:
-        pfa.validate_image_set(image_set)
+        stimuli_module.validate_image_set(image_set)
 
 
 def test_package_image_sets_with_two_entry_and_two_grouping_variables():
@@ -226,24 +227,24 @@ def test_package_image_sets_does_not_modify_the_image_list():
 
 def test_validate_image_set_accepts_good_sets_and_names_problems():
     good = ({'obj': 'a'}, {('red',): 'a.png', ('blue',): 'b.png'}, ('color',), [])
-    assert pfa.validate_image_set(good) is None
+    assert stimuli_module.validate_image_set(good) is None
     with pytest.raises(ValueError, match="0 entries; an RDM needs at least 2"):
-        pfa.validate_image_set(({'obj': 'a'}, {}, ('color',), []))
+        stimuli_module.validate_image_set(({'obj': 'a'}, {}, ('color',), []))
     with pytest.raises(ValueError, match="1 entry; an RDM needs at least 2"):
-        pfa.validate_image_set(({'obj': 'a'}, {('red',): 'a.png'}, ('color',), []))
+        stimuli_module.validate_image_set(({'obj': 'a'}, {('red',): 'a.png'}, ('color',), []))
     one_plus_combination = ({'obj': 'a'}, {('red',): 'a.png'}, ('color',),
                             [(('mix',), [('red',)], np.mean, {}, False)])
-    assert pfa.validate_image_set(one_plus_combination) is None
+    assert stimuli_module.validate_image_set(one_plus_combination) is None
     with pytest.raises(ValueError, match="Image set 3 must be a tuple"):
-        pfa.validate_image_set(({'obj': 'a'}, {}), position=3)
+        stimuli_module.validate_image_set(({'obj': 'a'}, {}), position=3)
     with pytest.raises(ValueError, match="labels must be a dict"):
-        pfa.validate_image_set((['obj'], good[1], ('color',), []))
+        stimuli_module.validate_image_set((['obj'], good[1], ('color',), []))
     with pytest.raises(ValueError, match=r"\{entry_key: image\}"):
-        pfa.validate_image_set(({'obj': 'a'}, ['a.png', 'b.png'], ('color',), []))
+        stimuli_module.validate_image_set(({'obj': 'a'}, ['a.png', 'b.png'], ('color',), []))
     with pytest.raises(ValueError, match=r"entry key \('red', 1\)"):
-        pfa.validate_image_set(({'obj': 'a'}, {('red', 1): 'a', ('blue', 1): 'b'}, ('color',), []))
+        stimuli_module.validate_image_set(({'obj': 'a'}, {('red', 1): 'a', ('blue', 1): 'b'}, ('color',), []))
     with pytest.raises(ValueError, match=r"\('color',\)"):
-        pfa.validate_image_set(({'obj': 'a'}, {('red',): 'a', ('blue',): 'b'}, 'color', []))
+        stimuli_module.validate_image_set(({'obj': 'a'}, {('red',): 'a', ('blue',): 'b'}, 'color', []))
 
 
 # ----------------------------------------------------------------------------
