@@ -103,9 +103,8 @@ class LayerWork:
         for activation_type in ACTIVATION_TYPES:
             for name, metrics in self.jobs(activation_type):
                 fixed += dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
-                whole |= activation_type == "unit_level" and dissim.RDMAccumulator(
-                    n_entries, metrics, "cpu"
-                ).needs_whole_patterns
+                whole |= (activation_type == "unit_level"
+                          and dissim.RDMAccumulator.whole_patterns_needed(metrics))
                 if activation_type == "unit_level" and len(self.kernels[name]) < self.channels:
                     fixed += n_entries * len(self.kernels[name]) * spatial * FLOAT32
         fixed += len(self.entries.combinations) * self.channels * spatial * FLOAT32 * 2

@@ -503,9 +503,7 @@ class RDMAccumulator:
         self.n = check_int(n, "n", minimum=1)
         self.metrics = resolve_metrics(metrics)
         self.device = torch.device(device)
-        self.needs_whole_patterns = any(
-            m.kind != "builtin" or m.name == "spearman" for m in self.metrics
-        )
+        self.needs_whole_patterns = self.whole_patterns_needed(self.metrics)
         names = {m.name for m in self.metrics if m.kind == "builtin"}
         self._groups = {}
         for name in names & set(_GROUPS):
@@ -514,6 +512,11 @@ class RDMAccumulator:
         self._identity = _Identity(self.n, self.device)
         self._whole: torch.Tensor | None = None
         self._calls = 0
+
+    @staticmethod
+    def whole_patterns_needed(metrics: Any) -> bool:
+        """Whether ``metrics`` need every feature of a pattern at once (one :meth:`add`)."""
+        return any(m.kind != "builtin" or m.name == "spearman" for m in resolve_metrics(metrics))
 
     @staticmethod
     def workspace_bytes(n: int, metrics: Any) -> int:

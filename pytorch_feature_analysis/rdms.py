@@ -23,6 +23,7 @@ from . import __version__
 from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS, permutation, rdm_cells, scrambled
 from ._fingerprint import callable_fingerprint, images_fingerprint, weights_fingerprint
 from ._plan import (
+    FLOAT64,
     AnalysisPlan,
     check_extraction,
     fitted_batch_size,
@@ -588,7 +589,9 @@ def _task(image_set: tuple, model_plan: Any, todo: dict, extraction: Any, settin
     """The keyword arguments of :func:`_image_set_rdms` for one image set x model."""
     works = _layer_works(image_set, _check_combinations(image_set), model_plan, todo,
                          settings["metrics"], settings["kernel_sets"], extraction.device)
-    usable = settings["budget"] - _WORK_BYTES
+    entries = len(works[0].entries.keys)
+    # the work chunks, and about three n x n float64 matrices while an RDM is finished
+    usable = settings["budget"] - _WORK_BYTES - 3 * entries * entries * FLOAT64
     batch_size = fitted_batch_size(model_plan, extraction, usable)
     room = usable - transient_bytes(model_plan, batch_size)
     passes = plan_passes([work.need() for work in works], room, model_plan.name)
@@ -617,7 +620,7 @@ def _summary(call: _Call) -> pd.DataFrame:
         n = len(task["works"][0].entries.keys)
         rdms = sum(len(work.wanted) for work in task["works"])
         peak = (_largest_pass(task) + transient_bytes(model_plan, task["batch_size"])
-                + _WORK_BYTES)
+                + _WORK_BYTES + 3 * n * n * FLOAT64)
         rows.append({
             "model": task["model_name"], "image_set": dict(task["image_set"][0]),
             "entries": n, "layers": len(task["works"]), "rdms": rdms,
