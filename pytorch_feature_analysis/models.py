@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import numbers
 import os
 import re
 import urllib.parse
@@ -35,7 +36,7 @@ import torchvision
 from torch import nn
 
 from . import cornet
-from ._validation import InvalidInputError, accepts_original_names, public
+from ._validation import InvalidInputError, accepts_original_names, fail, public
 
 __all__ = [
     "available_models",
@@ -239,11 +240,14 @@ def _seeded(random_state: int | None) -> Iterator[None]:
     if random_state is None:
         yield
         return
+    if not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool):
+        raise fail("random_state", "None or an int (a seed)", random_state)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(random_state)
         yield
 
 
+@public
 @accepts_original_names(which_model="base_model", weights_opt="weights")
 def prepare_model(
     base_model: str | nn.Module,
@@ -316,6 +320,7 @@ def prepare_model(
     return model.eval()
 
 
+@public
 def prepare_models(models_dict: dict, random_state: int | None = 0) -> "OrderedDict[str, nn.Module]":
     """Load several models, as the original library's ``prepare_models``.
 

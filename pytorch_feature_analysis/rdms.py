@@ -524,6 +524,7 @@ def _plan_call(args: dict) -> _Call:
     if args["append"] and out_fname is not None and os.path.exists(out_fname):
         # the file this call writes to: a pickle here is the user's own output (the guide's .p)
         existing = load_frame(out_fname, allow_pickle=True)
+        _check_rdm_file(existing, out_fname)
         stale = stale_tasks(existing, fingerprints, args["on_change"])
         existing = _without_tasks(existing, stale)
         fingerprints = {**existing.attrs.get(FINGERPRINTS, {}), **fingerprints}
@@ -531,6 +532,14 @@ def _plan_call(args: dict) -> _Call:
     settings["budget"] = extraction.budget()
     tasks, order = _plan_tasks(image_sets, plan, done, settings)
     return _Call(plan, image_sets, tasks, order, existing, fingerprints, stale, settings["budget"])
+
+
+def _check_rdm_file(existing: pd.DataFrame, out_fname: Any) -> None:
+    """The frame on file must be an RDM frame, to be added to."""
+    missing = [column for column in RDM_COLUMNS if column not in existing.columns]
+    if missing:
+        raise fail("out_fname", "an RDM frame file to add to (or append=False to replace it)",
+                   f"{os.fspath(out_fname)!r}, a frame without the columns {missing}", raw=True)
 
 
 def _fingerprints(image_sets: list, plan: AnalysisPlan, random_state: int) -> dict:

@@ -103,6 +103,8 @@ def default_transform(size: int = 224) -> v2.Compose:
 def _array_to_pil(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
+    if array.size == 0:
+        raise InvalidInputError(f"An image array must hold pixels; got shape {array.shape} instead.")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise InvalidInputError(
             "An image array must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
@@ -265,6 +267,12 @@ def preprocess_images(images: Sequence[Any], transform: Any = None) -> torch.Ten
     if isinstance(transform, _DefaultTransform):
         return transform.batch(loaded)
     tensors = [transform(image) for image in loaded]
+    wrong = [t for t in tensors if not isinstance(t, torch.Tensor) or t.ndim != 3]
+    if wrong:
+        shown = f"shape {tuple(wrong[0].shape)}" if isinstance(wrong[0], torch.Tensor) else (
+            f"a {type(wrong[0]).__name__}")
+        raise fail("transform", "a callable returning a (channels, height, width) tensor per "
+                   "image", shown, raw=True)
     shapes = {tuple(tensor.shape) for tensor in tensors}
     if len(shapes) > 1:
         raise fail(
@@ -359,7 +367,8 @@ def package_image_sets(
     >>> dict(labels), dict(images), entry_variables, combinations
     ({'color': 'red'}, {('square',): 'red_square.jpg', ('circle',): 'red_circle.jpg'}, ('shape',), [])
     """
-    entry_vars, grouping_vars = list(entry_vars), list(grouping_vars)
+    entry_vars = [entry_vars] if isinstance(entry_vars, str) else list(entry_vars)
+    grouping_vars = [grouping_vars] if isinstance(grouping_vars, str) else list(grouping_vars)
     overlap = set(entry_vars) & set(grouping_vars)
     if overlap:
         raise InvalidInputError(

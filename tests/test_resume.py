@@ -7,6 +7,8 @@ import os
 import shutil
 
 import numpy as np
+import pandas as pd
+import torch
 import pytest
 from torchvision import transforms
 
@@ -135,3 +137,19 @@ def test_a_file_that_is_not_an_image_fails_before_any_forward_pass(study, monkey
     with pytest.raises(pfa.InvalidInputError, match=r"obj003.*240.*must be an image"):
         pfa.get_rdms(image_sets, models(), path, transform=SMALL, **KWARGS)
     assert not path.exists()
+
+
+def test_confusing_inputs_get_errors_naming_them(study, tmp_path):
+    image_sets, path = study
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(pfa.InvalidInputError, match=r"'out_fname'.*other.parquet.*'model'"):
+        pfa.get_rdms(image_sets, models(), tmp_path / "other.parquet", transform=SMALL, **KWARGS)
+    with pytest.raises(pfa.InvalidInputError, match=r"'random_state' parameter of prepare_model.*'x'"):
+        pfa.prepare_model("alexnet", "random", random_state="x")
+    with pytest.raises(pfa.InvalidInputError, match=r"image array must hold pixels.*\(0, 0, 3\)"):
+        pfa.get_activations([np.zeros((0, 0, 3))], models()["alexnet"], ["fc3"], verbose=False)
+    with pytest.raises(pfa.InvalidInputError, match=r"'transform' parameter of get_rdms.*\(5,\)"):
+        pfa.get_rdms(image_sets, models(), None, transform=lambda image: torch.zeros(5), **KWARGS)
+    stimuli = [{"color": "r", "obj": "a", "path": "x.png"}, {"color": "g", "obj": "a", "path": "y.png"}]
+    assert pfa.package_image_sets(stimuli, "color", "obj") == pfa.package_image_sets(
+        stimuli, ["color"], ["obj"])
