@@ -10,7 +10,6 @@ import hashlib
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ._validation import check_columns, fail
 from .selection import get_extreme_dissims_total
@@ -74,11 +73,6 @@ def level_down_name(column: str) -> str:
     return column
 
 
-def label_columns(frame: pd.DataFrame) -> list[str]:
-    """The image-set label columns of a first-order frame (every non-contract column)."""
-    return [column for column in frame.columns if column not in RDM_COLUMNS]
-
-
 def stable_seed(random_state: int, identity: Any) -> int:
     """A 64-bit seed from ``random_state`` and an identity, the same in any process.
 
@@ -130,18 +124,9 @@ def scrambled(matrix: np.ndarray, scramble: Sequence[int]) -> np.ndarray:
     return matrix[np.ix_(index, index)]
 
 
-def check_rdm_frame(frame: Any, param: str = "rdm_df", needed: Sequence[str] = ()) -> None:
-    """A non-empty frame of RDMs with the contract's required columns and ``needed``."""
-    check_columns(frame, [*dict.fromkeys([*REQUIRED_COLUMNS, *needed])], param)
+def check_rdm_frame(frame: Any, param: str = "rdm_df",
+                    needed: Sequence[str] = REQUIRED_COLUMNS) -> None:
+    """A non-empty frame of RDMs holding the columns ``needed``; errors name what is missing."""
+    check_columns(frame, list(dict.fromkeys(needed)), param)
     if frame.empty:
         raise fail(param, "a frame holding at least one RDM", "an empty frame", raw=True)
-
-
-def stack_rdms(frame: pd.DataFrame, param: str = "rdm_df") -> np.ndarray:
-    """The ``matrix`` column as one float64 ``(m, n, n)`` array; sizes must agree."""
-    check_columns(frame, ["matrix"], param)
-    matrices = [np.asarray(matrix, dtype=np.float64) for matrix in frame["matrix"]]
-    shapes = sorted({matrix.shape for matrix in matrices})
-    if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][0] != shapes[0][1]:
-        raise fail(param, "a frame of square RDMs of one size", f"shapes {shapes}", raw=True)
-    return np.stack(matrices)

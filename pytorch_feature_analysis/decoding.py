@@ -21,7 +21,6 @@ import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.svm import SVC
-from torch import nn
 from tqdm.auto import tqdm
 
 from ._plan import FLOAT32, LayerNeed, ModelPlan, check_extraction, plan_analysis, plan_passes

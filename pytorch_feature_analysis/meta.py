@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ._contract import PER_RDM_COLUMNS, REQUIRED_COLUMNS, dissim_rankings, level_down_name, stable_seed
-from ._validation import InvalidInputError, check_columns, check_int, fail, problem, public
+from ._contract import (
+    PER_RDM_COLUMNS,
+    REQUIRED_COLUMNS,
+    check_rdm_frame,
+    dissim_rankings,
+    level_down_name,
+    stable_seed,
+)
+from ._validation import InvalidInputError, check_int, fail, problem, public
 from .dissim import Metric, compute_rdms, resolve_metrics
 from .io import frame_format, save_frame
 
@@ -59,12 +66,6 @@ def _rest_grouping_variables(rdm_df: pd.DataFrame, entry_variables: list[str]) -
         and "entry_labels" not in column
         and _is_hashable_column(rdm_df[column])
     ]
-
-
-def _check_frame(rdm_df: Any, param_name: str = "rdm_df", needed: Sequence[str] = ()) -> None:
-    check_columns(rdm_df, list(dict.fromkeys(needed)), param_name)
-    if rdm_df.empty:
-        raise fail(param_name, "a frame holding at least one RDM", "an empty frame", raw=True)
 
 
 def _as_key(key: Any) -> tuple:
@@ -367,7 +368,7 @@ def get_meta_rdms(
     >>> meta['matrix'][0].shape
     (2, 2)
     """
-    _check_frame(rdm_df)
+    check_rdm_frame(rdm_df)
     entry_variables = _name_list(entry_variables, "entry_variables")
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_meta_rdms")
     subsets = _check_subsets(entry_var_subsets, entry_variables)
@@ -378,7 +379,7 @@ def get_meta_rdms(
         frame_format(out_fname)
     seed = _permutation_seed(random_state)
     grouping_variables = _grouping_variables(rdm_df, grouping_variables, entry_variables)
-    _check_frame(rdm_df, needed=[*REQUIRED_COLUMNS, *entry_variables, *grouping_variables])
+    check_rdm_frame(rdm_df, needed=[*REQUIRED_COLUMNS, *entry_variables, *grouping_variables])
     _check_variable_roles(rdm_df, entry_variables, grouping_variables)
 
     rename = {column: level_down_name(column) for column in rdm_df.columns}
@@ -533,7 +534,7 @@ def subset_rdm_df(df: pd.DataFrame, entry_keys: Any) -> pd.DataFrame:
     array([[0., 2.],
            [2., 0.]])
     """
-    _check_frame(df, "df", ["matrix", "entry_keys"])
+    check_rdm_frame(df, "df", ["matrix", "entry_keys"])
     wanted = {_as_key(key) for key in entry_keys}
     present = {_as_key(key) for keys in df["entry_keys"] for key in keys}
     unknown = sorted(wanted - present, key=repr)
@@ -622,7 +623,7 @@ def compute_tolerances(input_df: pd.DataFrame) -> pd.DataFrame:
     >>> float(df['color_tolerance'][0]), float(df['shape_tolerance'][0])
     (0.5, -0.5)
     """
-    _check_frame(input_df, "input_df", ["matrix", "entry_labels"])
+    check_rdm_frame(input_df, "input_df", ["matrix", "entry_labels"])
     rows = zip(input_df.index, input_df["matrix"], input_df["entry_labels"])
     values = [
         _tolerance_indices(np.asarray(matrix, dtype=np.float64), labels, name)

@@ -48,7 +48,7 @@ from ._resume import (
 from ._validation import check_choice, check_int, fail, problem, public
 from .activations import ORIGINAL_RGB, fill_targets
 from .dissim import _CHUNK_VALUES, resolve_metrics
-from .io import frame_format, load_frame, save_frame
+from .io import frame_format, load_frame
 from .parallel import imap_ordered
 from .stimuli import check_images_exist, validate_image_set
 
