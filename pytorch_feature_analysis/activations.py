@@ -524,14 +524,29 @@ class LayerTarget:
     means: torch.Tensor | None = None
 
     def store(self, batch: slice, output: torch.Tensor) -> None:
+        """Copy one batch's channels ``start:stop``; their float64 means over space.
+
+        The means are float64 sums of the float32 values, converted a few
+        images at a time into a small buffer that stays in cache (a float64
+        copy of the whole batch costs several times more).
+        """
         part = output[:, self.start : self.stop]
         if self.units is not None:
             self.units[batch].copy_(part)
-        if self.means is not None:
-            values = part.to(torch.float64)
-            if values.ndim > 2:
-                values = values.flatten(2).mean(2)
-            self.means[batch, self.start : self.stop] = values
+        if self.means is None:
+            return
+        means = self.means[batch, self.start : self.stop]
+        if part.ndim <= 2:
+            means.copy_(part)
+            return
+        flat = part.flatten(2)
+        step = max(1, 2**18 // flat[0].numel())  # images per block of 2 MiB of float64
+        buffer = torch.empty((min(step, len(flat)),) + flat.shape[1:], dtype=torch.float64,
+                             device=flat.device)
+        for begin in range(0, len(flat), step):
+            block = flat[begin : begin + step]
+            means[begin : begin + step] = buffer[: len(block)].copy_(block).sum(dim=2)
+        means /= flat.shape[2]
 
 
 def fill_targets(

@@ -23,6 +23,7 @@ A metric may also be given as ``(name, func)``, where ``func(x, y)`` takes two
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ _REFINE_FRACTION = 1e-6
 
 # Rows are scaled by 2**-e before squaring, with |e| at most this.
 _MAX_EXPONENT = 1000
+
+# Rows whose largest magnitude is 0 or within [2**-e, 2**e] for this e are
+# squared as they are (their squares and sums neither underflow nor overflow).
+_PLAIN_EXPONENT = 400
 
 # Number of float64 values converted or held at once when working in chunks (32 MiB).
 _CHUNK_VALUES = 2**22
@@ -213,21 +218,58 @@ def _as_patterns(patterns: Any) -> torch.Tensor:
     return patterns
 
 
-def _power_of_two_exponents(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row: the exponent e with max |row| < 2**e (clamped), and whether the row is nonzero."""
-    peak = torch.nan_to_num(rows.abs().amax(dim=1), nan=0.0, posinf=0.0)
-    exponent = torch.frexp(peak).exponent.to(torch.int64).clamp_(-_MAX_EXPONENT, _MAX_EXPONENT)
-    return exponent, peak > 0
+@dataclass
+class _ChunkStats:
+    """Per-row statistics of one chunk, from one ``amin`` and one ``amax`` pass.
+
+    Attributes
+    ----------
+    low, high : torch.Tensor
+        Each row's float64 minimum and maximum (NaN for a row holding NaN).
+    peak : torch.Tensor
+        Each row's largest magnitude (float64); 0 for a row that is not finite.
+    finite : torch.Tensor
+        Whether each row is finite.
+    plain : bool
+        Whether every row is finite with a peak of 0 or within
+        ``[2**-_PLAIN_EXPONENT, 2**_PLAIN_EXPONENT]``: then its values, and
+        their differences from a pivot, are squared and summed as they are.
+    """
+
+    low: torch.Tensor
+    high: torch.Tensor
+    peak: torch.Tensor
+    finite: torch.Tensor
+    plain: bool
+
+    @classmethod
+    def of(cls, chunk: torch.Tensor) -> "_ChunkStats":
+        low = chunk.amin(dim=1).to(torch.float64)  # amin and amax apart: faster than aminmax
+        high = chunk.amax(dim=1).to(torch.float64)
+        finite = torch.isfinite(low) & torch.isfinite(high)
+        peak = torch.where(finite, torch.maximum(low.abs(), high.abs()), 0.0)
+        safe = (peak >= 2.0**-_PLAIN_EXPONENT) & (peak <= 2.0**_PLAIN_EXPONENT)
+        return cls(low, high, peak, finite, bool((finite & (safe | (peak == 0))).all()))
+
+
+def _mean_rows(chunk: torch.Tensor, dim: int) -> torch.Tensor:
+    """Means over ``dim`` of a 2-D chunk by one matrix-vector product, as float64."""
+    weights = torch.full(
+        (chunk.shape[dim],), 1.0 / chunk.shape[dim], dtype=chunk.dtype, device=chunk.device
+    )
+    return (chunk @ weights if dim == 1 else weights @ chunk).to(torch.float64)
 
 
 class _Gram:
-    """A running float64 Gram matrix and row sums of rows rescaled by powers of two.
+    """A running float64 Gram matrix and row sums, of rows rescaled by powers of two if need be.
 
-    Row ``i`` is stored divided by ``2**exps[i]`` so that its largest value is
-    below 1: tiny or huge values neither underflow nor overflow when squared.
-    When a chunk raises a row's exponent, the statistics already summed are
-    rescaled (exactly: by powers of two). ``per_row=False`` uses one exponent
-    for all rows (distances need a common scale).
+    While every chunk is plain (see :class:`_ChunkStats`), rows are summed as
+    they are. Otherwise row ``i`` is stored divided by ``2**exps[i]`` so that
+    its values are below 1: tiny or huge values neither underflow nor
+    overflow when squared. When a chunk raises a row's exponent, the
+    statistics already summed are rescaled (exactly: by powers of two).
+    ``per_row=False`` uses one exponent for all rows (distances need a common
+    scale).
     """
 
     def __init__(self, n: int, device: torch.device, per_row: bool):
@@ -236,9 +278,16 @@ class _Gram:
         self.exps = torch.zeros(n, dtype=torch.int64, device=device)
         self.seen = torch.zeros(n, dtype=torch.bool, device=device)
         self.per_row = per_row
+        self.factors: torch.Tensor | None = None  # 2**-exps, once rows are rescaled
 
-    def add(self, rows: torch.Tensor) -> None:
-        exponent, nonzero = _power_of_two_exponents(rows)
+    def prepare(self, bound: torch.Tensor, plain: bool) -> None:
+        """Choose the scale of the next chunk's rows, whose magnitudes are below ``bound``."""
+        bound = torch.nan_to_num(bound, nan=0.0, posinf=0.0)
+        nonzero = bound > 0
+        if plain and self.factors is None:
+            self.seen |= nonzero
+            return
+        exponent = torch.frexp(bound).exponent.to(torch.int64).clamp_(-_MAX_EXPONENT, _MAX_EXPONENT)
         if not self.per_row:
             nonzero = nonzero.any().expand_as(nonzero)
             exponent = torch.where(nonzero, exponent, -_MAX_EXPONENT).amax().expand_as(exponent)
@@ -248,9 +297,15 @@ class _Gram:
         self.gram *= factor[:, None] * factor[None, :]
         self.sums *= factor
         self.exps, self.seen = new, self.seen | nonzero
-        scaled = torch.ldexp(rows, -new[:, None])
-        self.gram.addmm_(scaled, scaled.T)
-        self.sums += scaled.sum(dim=1)
+        self.factors = torch.ldexp(torch.ones_like(self.sums), -new)
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add float64 rows of the next chunk (a work buffer: rescaled in place)."""
+        if self.factors is not None:
+            values *= self.factors[:, None]
+        self.gram.addmm_(values, values.T)
+        ones = torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
+        self.sums.addmv_(values, ones)
 
     def scaled_rows(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows ``index`` of the original rows, in float64, scaled as stored."""
@@ -259,6 +314,11 @@ class _Gram:
 
 def _unit_rows(rows: torch.Tensor) -> torch.Tensor:
     return rows / torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+
+
+def _both(rows: torch.Tensor) -> torch.Tensor:
+    """n x n: True where both rows are flagged."""
+    return rows[:, None] & rows[None, :]
 
 
 class _Correlation:
@@ -275,19 +335,28 @@ class _Correlation:
         self.low = torch.full((n,), math.inf, dtype=torch.float64, device=device)
         self.high = torch.full((n,), -math.inf, dtype=torch.float64, device=device)
 
-    def add(self, rows: torch.Tensor) -> None:
+    def start(self, chunk: torch.Tensor, stats: _ChunkStats) -> None:
+        """Prepare for the pieces of ``chunk``."""
         if self.pivot is None:
-            self.pivot = rows.mean(dim=1)
-        low, high = torch.aminmax(rows, dim=1)
-        self.low, self.high = torch.minimum(self.low, low), torch.maximum(self.high, high)
-        self.stats.add(rows - self.pivot[:, None])
-        self.count += rows.shape[1]
+            mean = _mean_rows(chunk, dim=1)  # a sum may overflow where values do not:
+            self.pivot = torch.where(torch.isfinite(mean), mean, stats.low / 2 + stats.high / 2)
+        self.low, self.high = torch.minimum(self.low, stats.low), torch.maximum(self.high, stats.high)
+        self.stats.prepare(stats.peak + self.pivot.abs(), stats.plain)
+        self.count += chunk.shape[1]
 
-    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def add(self, part: torch.Tensor, buffer: torch.Tensor) -> None:
+        """Add a piece of the chunk, using ``buffer`` (float64, its shape) as work space."""
+        buffer.copy_(part)
+        buffer -= self.pivot[:, None]
+        self.stats.add(buffer)
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The matrix, the constant rows, and the pairs that may be identical."""
         stats = self.stats
         cov = stats.gram - torch.outer(stats.sums, stats.sums) / self.count
         spread = torch.sqrt(torch.diagonal(cov).clamp(min=0.0))
         matrix = (1.0 - cov / torch.outer(spread, spread)).clamp_(min=0.0)
+        near, constant = matrix <= _REFINE_FRACTION, self.low == self.high
         if whole is not None:
             means = self.pivot + torch.ldexp(stats.sums, stats.exps) / self.count
 
@@ -295,8 +364,8 @@ class _Correlation:
                 centred = whole[index].to(torch.float64) - means[index, None]
                 return _unit_rows(torch.ldexp(centred, -stats.exps[index, None]))
 
-            _refine(matrix, matrix <= _REFINE_FRACTION, unit, 0.5, whole.shape[1])
-        return matrix, self.low == self.high
+            _refine(matrix, near, unit, 0.5, whole.shape[1])
+        return matrix, constant, near | _both(constant)
 
 
 class _Cosine:
@@ -305,43 +374,63 @@ class _Cosine:
     def __init__(self, n: int, device: torch.device):
         self.stats = _Gram(n, device, per_row=True)
 
-    def add(self, rows: torch.Tensor) -> None:
-        self.stats.add(rows)
+    def start(self, chunk: torch.Tensor, stats: _ChunkStats) -> None:
+        """Prepare for the pieces of ``chunk``."""
+        self.stats.prepare(stats.peak, stats.plain)
 
-    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def add(self, part: torch.Tensor, buffer: torch.Tensor) -> None:
+        """Add a piece of the chunk, using ``buffer`` (float64, its shape) as work space."""
+        self.stats.add(buffer.copy_(part))
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The matrix, the all-zero rows, and the pairs that may be identical."""
         gram = self.stats.gram
         norms = torch.sqrt(torch.diagonal(gram))
         matrix = (1.0 - gram / torch.outer(norms, norms)).clamp_(min=0.0)
+        near = matrix <= _REFINE_FRACTION
         if whole is not None:
             unit = lambda index: _unit_rows(self.stats.scaled_rows(whole, index))  # noqa: E731
-            _refine(matrix, matrix <= _REFINE_FRACTION, unit, 0.5, whole.shape[1])
-        return matrix, ~self.stats.seen
+            _refine(matrix, near, unit, 0.5, whole.shape[1])
+        return matrix, ~self.stats.seen, near | _both(~self.stats.seen)
 
 
 class _SquaredEuclidean:
     """Squared distances from a Gram matrix of feature columns centred over the patterns.
 
     Distances do not change when a feature is shifted, and every chunk holds
-    all patterns, so each column is centred within its chunk: a large common
-    offset never reaches the squares.
+    all patterns, so each column is centred within its chunk (on its mean
+    over the finite patterns): a large common offset never reaches the squares.
     """
 
     def __init__(self, n: int, device: torch.device):
         self.stats = _Gram(n, device, per_row=False)
+        self.chunk_stats: _ChunkStats | None = None
 
-    def add(self, rows: torch.Tensor) -> None:
-        finite = torch.isfinite(rows).all(dim=1)
-        shift = rows[finite].mean(dim=0) if finite.any() else torch.zeros_like(rows[0])
-        self.stats.add(rows - shift)
+    def start(self, chunk: torch.Tensor, stats: _ChunkStats) -> None:
+        """Prepare for the pieces of ``chunk``."""
+        self.chunk_stats = stats
+        self.stats.prepare(2.0 * stats.peak.amax().expand_as(stats.peak), stats.plain)
 
-    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None]:
+    def add(self, part: torch.Tensor, buffer: torch.Tensor) -> None:
+        """Add a piece of the chunk, using ``buffer`` (float64, its shape) as work space."""
+        finite = self.chunk_stats.finite
+        buffer.copy_(part)
+        if self.chunk_stats.plain:
+            buffer -= _mean_rows(buffer, dim=0)
+        elif finite.any():
+            buffer -= buffer[finite].mean(dim=0)
+        self.stats.add(buffer)
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None, torch.Tensor]:
+        """The scaled squared distances, no degenerate rows, and the pairs that may be identical."""
         sq_norms = torch.diagonal(self.stats.gram)
         scale = sq_norms[:, None] + sq_norms[None, :]
         matrix = (scale - 2.0 * self.stats.gram).clamp_(min=0.0)
+        near = matrix <= _REFINE_FRACTION * scale
         if whole is not None:
             scaled = lambda index: self.stats.scaled_rows(whole, index)  # noqa: E731
-            _refine(matrix, matrix <= _REFINE_FRACTION * scale, scaled, 1.0, whole.shape[1])
-        return matrix, None
+            _refine(matrix, near, scaled, 1.0, whole.shape[1])
+        return matrix, None, near
 
     def unscaled(self, scaled: torch.Tensor, power: int) -> torch.Tensor:
         """Distances (power 1) or squared distances (power 2) from scaled squared ones."""
@@ -355,11 +444,38 @@ class _Manhattan:
     def __init__(self, n: int, device: torch.device):
         self.total = torch.zeros((n, n), dtype=torch.float64, device=device)
 
-    def add(self, rows: torch.Tensor) -> None:
-        self.total += torch.cdist(rows[None], rows[None], p=1.0)[0]
+    def start(self, chunk: torch.Tensor, stats: _ChunkStats) -> None:
+        """Nothing to prepare."""
 
-    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None]:
-        return self.total, None
+    def add(self, part: torch.Tensor, buffer: torch.Tensor) -> None:
+        """Add a piece of the chunk, using ``buffer`` (float64, its shape) as work space."""
+        buffer.copy_(part)
+        self.total += torch.cdist(buffer[None], buffer[None], p=1.0)[0]
+
+    def finish(self, whole: torch.Tensor | None) -> tuple[torch.Tensor, None, torch.Tensor]:
+        """The distances, no degenerate rows, and the pairs that may be identical."""
+        return self.total, None, self.total == 0
+
+
+def _feed(groups: list, chunk: torch.Tensor) -> None:
+    """Add ``chunk`` to ``groups``, in column pieces converted into one reused float64 buffer."""
+    stats = _ChunkStats.of(chunk)
+    for group in groups:
+        group.start(chunk, stats)
+    width = max(1, _CHUNK_VALUES // len(chunk))
+    buffer = torch.empty(
+        (len(chunk), min(width, chunk.shape[1])), dtype=torch.float64, device=chunk.device
+    )
+    for start in range(0, chunk.shape[1], width):
+        part = chunk[:, start : start + width]
+        for group in groups:
+            group.add(part, buffer[:, : part.shape[1]])
+
+
+def _above_diagonal(n: int, device: torch.device) -> torch.Tensor:
+    """n x n: True above the diagonal (elementwise: cheaper than ``torch.triu`` on small matrices)."""
+    index = torch.arange(n, device=device)
+    return index[:, None] < index[None, :]
 
 
 def _refine(
@@ -369,12 +485,25 @@ def _refine(
 
     ``transform(index)`` gives float64 rows of ``width`` features.
     """
-    first, second = torch.nonzero(torch.triu(suspect, diagonal=1), as_tuple=True)
+    first, second = torch.nonzero(suspect & _above_diagonal(len(suspect), suspect.device), as_tuple=True)
     per_chunk = max(1, _CHUNK_VALUES // (2 * width))
     for start in range(0, first.numel(), per_chunk):
         rows, cols = first[start : start + per_chunk], second[start : start + per_chunk]
         diff = transform(rows) - transform(cols)
         matrix[rows, cols] = factor * torch.einsum("ij,ij->i", diff, diff)
+
+
+def _equal_rows(whole: torch.Tensor, suspect: torch.Tensor) -> torch.Tensor:
+    """n x n: True above the diagonal where a suspect pair's rows are equal and finite."""
+    first, second = torch.nonzero(suspect & _above_diagonal(len(suspect), suspect.device), as_tuple=True)
+    same = torch.zeros_like(suspect)
+    per_chunk = max(1, _CHUNK_VALUES // (2 * whole.shape[1]))
+    for start in range(0, first.numel(), per_chunk):
+        rows, cols = first[start : start + per_chunk], second[start : start + per_chunk]
+        left = whole[rows]
+        equal = (left == whole[cols]).all(dim=1) & torch.isfinite(left).all(dim=1)
+        same[rows[equal], cols[equal]] = True
+    return same
 
 
 class _Identity:
@@ -385,7 +514,13 @@ class _Identity:
         self.finite = torch.ones(n, dtype=torch.bool, device=device)
         self.all_distinct = n == 1
 
-    def add(self, rows: torch.Tensor) -> None:
+    def add(self, chunk: torch.Tensor) -> None:
+        """Refine the classes with the features of ``chunk``, in float64 column pieces."""
+        width = max(1, _CHUNK_VALUES // len(chunk))
+        for start in range(0, chunk.shape[1], width):
+            self._add_rows(chunk[:, start : start + width].to(torch.float64))
+
+    def _add_rows(self, rows: torch.Tensor) -> None:
         self.finite &= torch.isfinite(rows).all(dim=1)
         if self.all_distinct:
             return
@@ -509,7 +644,7 @@ class RDMAccumulator:
         for name in names & set(_GROUPS):
             kind = _GROUPS[name]
             self._groups.setdefault(kind, kind(self.n, self.device))
-        self._identity = _Identity(self.n, self.device)
+        self._identity: _Identity | None = None  # only once a second chunk is added
         self._whole: torch.Tensor | None = None
         self._calls = 0
 
@@ -537,46 +672,51 @@ class RDMAccumulator:
         if self.needs_whole_patterns and self._calls:
             raise problem("RDMAccumulator.add was called twice; its metrics need whole patterns.")
         self._calls += 1
+        if self._calls == 2:  # identity can no longer be decided on one kept chunk
+            self._identity = _Identity(self.n, self.device)
+            self._identity.add(self._whole)
+        if self._identity is not None:
+            self._identity.add(chunk)
         self._whole = chunk if self._calls == 1 else None
-        width = max(1, _CHUNK_VALUES // self.n)
-        for start in range(0, chunk.shape[1], width):
-            rows = chunk[:, start : start + width].to(torch.float64)
-            self._identity.add(rows)
-            for group in self._groups.values():
-                group.add(rows)
+        if self._groups:
+            _feed(list(self._groups.values()), chunk)
 
     def finish(self) -> list[np.ndarray]:
         """One float64 n x n RDM per metric, in order (conventions of :func:`compute_rdms`)."""
         if not self._calls:
             raise problem("RDMAccumulator.finish was called before any chunk was added.")
         results = {kind: group.finish(self._whole) for kind, group in self._groups.items()}
-        same = self._identity.same()
+        same = self._same([suspect for _, _, suspect in results.values()])
         rdms = []
         for metric in self.metrics:
             if metric.kind != "builtin":
                 rdms.append(_user_rdm(self._whole, metric))
                 continue
             if metric.name == "spearman":
-                matrix, degenerate, same_ranks = self._spearman()
-                rdms.append(_finalize(matrix, degenerate, same_ranks))
+                rdms.append(_finalize(*self._spearman()))
                 continue
             kind = _GROUPS[metric.name]
-            matrix, degenerate = results[kind]
+            matrix, degenerate, _ = results[kind]
             if kind is _SquaredEuclidean:
                 power = 1 if metric.name == "euclidean_distance" else 2
                 matrix = self._groups[kind].unscaled(matrix, power)
             rdms.append(_finalize(matrix, degenerate, same))
         return rdms
 
+    def _same(self, suspects: list[torch.Tensor]) -> torch.Tensor | None:
+        """Where patterns are identical: exactly compared among pairs every group suspects."""
+        if self._identity is not None:
+            return self._identity.same()
+        if not suspects:
+            return None
+        return _equal_rows(self._whole, functools.reduce(torch.logical_and, suspects))
+
     def _spearman(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ranks = _spearman_rows(self._whole)
-        correlation, identity = _Correlation(self.n, self.device), _Identity(self.n, self.device)
-        width = max(1, _CHUNK_VALUES // self.n)
-        for start in range(0, ranks.shape[1], width):
-            rows = ranks[:, start : start + width].to(torch.float64)
-            identity.add(rows)
-            correlation.add(rows)
-        return (*correlation.finish(ranks), identity.same())
+        correlation = _Correlation(self.n, self.device)
+        _feed([correlation], ranks)
+        matrix, constant, suspect = correlation.finish(ranks)
+        return matrix, constant, _equal_rows(ranks, suspect)
 
 
 def _describe_shape(value: Any) -> str:
@@ -594,7 +734,7 @@ def _finalize(
         matrix[degenerate, :] = math.nan
         matrix[:, degenerate] = math.nan
     matrix[same] = 0.0
-    upper = torch.triu(matrix, diagonal=1)
+    upper = torch.where(_above_diagonal(len(matrix), matrix.device), matrix, 0.0)
     return (upper + upper.T).cpu().numpy()
 
 
