@@ -459,6 +459,8 @@ class _Manhattan:
 
 def _feed(groups: list, chunk: torch.Tensor) -> None:
     """Add ``chunk`` to ``groups``, in column pieces converted into one reused float64 buffer."""
+    if not chunk.shape[1]:
+        return
     stats = _ChunkStats.of(chunk)
     for group in groups:
         group.start(chunk, stats)
@@ -590,8 +592,12 @@ class RDMAccumulator:
     and row sums (``'corr'``, ``'cosine'``, the Euclidean metrics), running
     per-row minima and maxima (constant and all-zero patterns) and summed
     city-block distances (``'manhattan'``). Each chunk is converted to float64
-    in pieces of at most ``_CHUNK_VALUES`` values, so no float64 copy of a
-    whole chunk is made; only the finished n x n RDMs reach the host.
+    in pieces of at most ``_CHUNK_VALUES`` values, into one buffer reused by
+    every piece and metric, so no float64 copy of a whole chunk is made; only
+    the finished n x n RDMs reach the host. For finite patterns whose largest
+    magnitude is 0 or within ``[2**-400, 2**400]`` (every float32 pattern) a
+    metric costs one conversion, one shift and one matrix product per piece;
+    other patterns are first rescaled by powers of two.
 
     Parameters
     ----------
@@ -612,13 +618,17 @@ class RDMAccumulator:
     Notes
     -----
     When :meth:`add` is called once, the accumulator keeps a reference to the
-    chunk (do not change it before :meth:`finish`) and recomputes pairs that
+    chunk (do not change it before :meth:`finish`). It recomputes pairs that
     are close relative to their norms (1 - r, 1 - cos or the squared distance
-    below 1e-6 of the squared norms) from their differences. With several
-    chunks this refinement is not possible: such a pair's dissimilarity then
-    has an absolute error of about 1e-16 times the squared norms (a relative
-    error of about 1e-10 for 1 - r = 1e-6). Identical patterns still give
-    exactly 0, and a large offset common to all patterns still cancels.
+    below 1e-6 of the squared norms) from their differences, and compares
+    those pairs, and pairs of constant or all-zero patterns, value by value:
+    exactly equal finite patterns give exactly 0. When a second chunk comes,
+    the first one (still unchanged: it is kept until then) and every later
+    chunk are sorted into classes of equal patterns instead, and refinement
+    is not possible: a close pair's dissimilarity then has an absolute error
+    of about 1e-16 times the squared norms (a relative error of about 1e-10
+    for 1 - r = 1e-6). Identical patterns still give exactly 0, and a large
+    offset common to all patterns still cancels.
 
     Examples
     --------

@@ -479,3 +479,67 @@ def test_compare_rdms_equals_rsatoolbox(method):
         rsatoolbox.rdm.RDMs(rdms), rsatoolbox.rdm.RDMs(other), method=names[method]
     )
     np.testing.assert_allclose(pfa.compare_rdms(rdms, other, method=method), expected, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    patterns=finite_patterns,
+    copies=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=3),
+)
+def test_one_chunk_and_several_agree_on_identical_and_undefined_pairs(patterns, copies):
+    # One chunk: identity is decided among suspect pairs; several: by classes of rows.
+    patterns = patterns.copy()
+    for source, target in copies:
+        patterns[target % len(patterns)] = patterns[source % len(patterns)]
+    same = (patterns[:, None, :] == patterns[None, :, :]).all(axis=2)
+    one = accumulate(patterns, CHUNKABLE, [patterns.shape[1]])
+    several = accumulate(patterns, CHUNKABLE, [1, patterns.shape[1] - 1])
+    for name, a, b in zip(CHUNKABLE, one, several):
+        assert np.array_equal(np.isnan(a), np.isnan(b)), name
+        assert np.all(a[same] == 0.0) and np.all(b[same] == 0.0), name
+
+
+def test_one_chunk_identity_needs_equal_finite_values():
+    rng = np.random.default_rng(18)
+    row = rng.normal(size=30)
+    nudged = row.copy()
+    nudged[7] = np.nextafter(nudged[7], np.inf)
+    patterns = np.vstack([row, nudged, row, np.full(30, np.inf), np.full(30, np.inf)])
+    euclid, sq_euclid, manhattan = pfa.compute_rdms(
+        patterns, ["euclidean_distance", "sq_euclidean", "manhattan"]
+    )
+    assert euclid[0, 2] == 0.0 and euclid[0, 1] > 0.0 and sq_euclid[0, 1] > 0.0
+    assert manhattan[0, 1] > 0.0 and manhattan[0, 2] == 0.0
+    assert np.isnan(euclid[3, 4]) and np.isnan(manhattan[3, 4])
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_rows_of_very_different_scales_in_one_chunk(scale):
+    # 'corr' and 'cosine' rescale each row apart (they do not change when a row is scaled).
+    rng = np.random.default_rng(19)
+    patterns = rng.normal(size=(6, 25))
+    scaled = patterns.copy()
+    scaled[:3] *= scale
+    for name in ["corr", "cosine"]:
+        assert_rdm_close(pfa.pairwise_dissimilarities(scaled, name), scipy_rdm(patterns, name))
+
+
+def test_plain_chunk_then_a_huge_one():
+    # The first chunk is summed as it is, then rescaled when the second one needs it.
+    rng = np.random.default_rng(20)
+    base = rng.normal(size=(5, 30))
+    patterns = base.copy()
+    patterns[:, 10:] *= 1e250
+    negligible = np.hstack([np.zeros((5, 10)), base[:, 10:]])  # the first 10 features, rescaled
+    for name, rdm in zip(["corr", "cosine"], accumulate(patterns, ["corr", "cosine"], [10, 20])):
+        assert_rdm_close(rdm, scipy_rdm(negligible, name))
+
+
+def test_float32_rows_whose_float32_sum_overflows():
+    top = np.finfo(np.float32).max
+    rng = np.random.default_rng(21)
+    patterns = np.full((3, 1000), top, dtype=np.float32)
+    patterns[:, :20] = (top * rng.uniform(-1.0, 1.0, size=(3, 20))).astype(np.float32)
+    for name in ["corr", "cosine", "euclidean_distance"]:
+        expected = scipy_rdm(patterns.astype(np.float64), name)
+        assert_rdm_close(pfa.pairwise_dissimilarities(patterns, name), expected)
