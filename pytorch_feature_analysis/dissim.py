@@ -261,7 +261,7 @@ def _mean_rows(chunk: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class _Gram:
-    """A running float64 Gram matrix and row sums, of rows rescaled by powers of two if need be.
+    """A running float64 Gram matrix (and row sums), of rows rescaled by powers of two if need be.
 
     While every chunk is plain (see :class:`_ChunkStats`), rows are summed as
     they are. Otherwise row ``i`` is stored divided by ``2**exps[i]`` so that
@@ -269,12 +269,12 @@ class _Gram:
     overflow when squared. When a chunk raises a row's exponent, the
     statistics already summed are rescaled (exactly: by powers of two).
     ``per_row=False`` uses one exponent for all rows (distances need a common
-    scale).
+    scale); ``sums=True`` keeps row sums too.
     """
 
-    def __init__(self, n: int, device: torch.device, per_row: bool):
+    def __init__(self, n: int, device: torch.device, per_row: bool, sums: bool = False):
         self.gram = torch.zeros((n, n), dtype=torch.float64, device=device)
-        self.sums = torch.zeros(n, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(n, dtype=torch.float64, device=device) if sums else None
         self.exps = torch.zeros(n, dtype=torch.int64, device=device)
         self.seen = torch.zeros(n, dtype=torch.bool, device=device)
         self.per_row = per_row
@@ -293,19 +293,22 @@ class _Gram:
             exponent = torch.where(nonzero, exponent, -_MAX_EXPONENT).amax().expand_as(exponent)
         new = torch.where(self.seen, torch.maximum(self.exps, exponent), exponent)
         new = torch.where(nonzero | self.seen, new, self.exps)
-        factor = torch.ldexp(torch.ones_like(self.sums), torch.where(self.seen, self.exps - new, 0))
+        ones = torch.ones(len(new), dtype=torch.float64, device=new.device)
+        factor = torch.ldexp(ones, torch.where(self.seen, self.exps - new, 0))
         self.gram *= factor[:, None] * factor[None, :]
-        self.sums *= factor
+        if self.sums is not None:
+            self.sums *= factor
         self.exps, self.seen = new, self.seen | nonzero
-        self.factors = torch.ldexp(torch.ones_like(self.sums), -new)
+        self.factors = torch.ldexp(ones, -new)
 
     def add(self, values: torch.Tensor) -> None:
         """Add float64 rows of the next chunk (a work buffer: rescaled in place)."""
         if self.factors is not None:
             values *= self.factors[:, None]
         self.gram.addmm_(values, values.T)
-        ones = torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
-        self.sums.addmv_(values, ones)
+        if self.sums is not None:
+            ones = torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
+            self.sums.addmv_(values, ones)
 
     def scaled_rows(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows ``index`` of the original rows, in float64, scaled as stored."""
@@ -329,7 +332,7 @@ class _Correlation:
     """
 
     def __init__(self, n: int, device: torch.device):
-        self.stats = _Gram(n, device, per_row=True)
+        self.stats = _Gram(n, device, per_row=True, sums=True)
         self.pivot: torch.Tensor | None = None
         self.count = 0
         self.low = torch.full((n,), math.inf, dtype=torch.float64, device=device)
