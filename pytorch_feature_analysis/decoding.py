@@ -25,7 +25,15 @@ from tqdm.auto import tqdm
 
 from ._plan import FLOAT32, LayerNeed, ModelPlan, check_extraction, plan_analysis, plan_passes
 from ._plan import transient_bytes
-from ._validation import InvalidInputError, check_choice, check_int, fail, public
+from . import __version__
+from ._fingerprint import (
+    callable_fingerprint,
+    describe_changes,
+    images_fingerprint,
+    weights_fingerprint,
+)
+from ._resume import FINGERPRINTS
+from ._validation import InvalidInputError, check_choice, check_int, fail, problem, public
 from .activations import ACTIVATION_TYPES, activation_patterns, get_activations
 from .io import frame_format, load_frame, save_frame
 from .parallel import imap_ordered
@@ -208,12 +216,44 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _save(frame: pd.DataFrame, save_path: Any, existing: pd.DataFrame | None) -> None:
+def _save(frame: pd.DataFrame, save_path: Any, existing: pd.DataFrame | None,
+          fingerprints: dict) -> None:
     if existing is not None:
+        fingerprints = {**existing.attrs.get(FINGERPRINTS, {}), **fingerprints}
         frame = pd.concat([existing, frame], ignore_index=True)
     if frame_format(save_path) == "csv":
         frame = frame.assign(layer_label=frame["layer_label"].map(str))
+    frame.attrs[FINGERPRINTS] = fingerprints
     save_frame(frame, save_path)
+
+
+def _fingerprints(plan: Any, image_list: list, analysis_name: str, settings: dict) -> dict:
+    """``{(analysis, model) key: {part: fingerprint}}``: what makes each model's rows."""
+    shared = {
+        "preprocessing": callable_fingerprint(plan.extraction.transform),
+        "images": images_fingerprint([image["path"] for image in image_list]),
+        "decoding": repr([settings[k] for k in ("estimator", "cv", "activation_type",
+                                                "cross_decoding", "var1", "var2")]),
+        "version": __version__,
+    }
+    return {repr((analysis_name, name)): {"weights": weights_fingerprint(model_plan.model), **shared}
+            for name, model_plan in plan.models.items()}
+
+
+def _without_changed(existing: pd.DataFrame, current: dict, on_change: str) -> pd.DataFrame:
+    """The rows on file, less those of this analysis' models that were made differently."""
+    stored = existing.attrs.get(FINGERPRINTS, {})
+    keys = [repr((name, model)) for name, model in zip(existing["analysis_name"], existing["model"])]
+    changed = {key: describe_changes(stored.get(key, {}), parts)
+               for key, parts in current.items() if key in stored and key in keys}
+    changed = {key: parts for key, parts in changed.items() if parts}
+    if changed and on_change == "error":
+        key, parts = next(iter(changed.items()))
+        raise problem(f"the rows on file for {key} were made with other {', '.join(parts)} than "
+                      "this call's; pass on_change='recompute' to replace them.")
+    kept = existing[[key not in changed for key in keys]].reset_index(drop=True)
+    kept.attrs = {FINGERPRINTS: {k: v for k, v in stored.items() if k not in changed}}
+    return kept
 
 
 @public
@@ -239,6 +279,7 @@ def run_2way_svm_analysis(
     random_state: int | None = 0,
     verbose: bool = True,
     max_memory: int | str | None = None,
+    on_change: str = "recompute",
 ) -> pd.DataFrame:
     """Pairwise decoding of two crossed variables from each layer's activations.
 
@@ -300,7 +341,11 @@ def run_2way_svm_analysis(
         The features: every unit, or each channel's mean over space.
     append : bool, default True
         If ``save_path`` exists, keep its rows and write this call's after
-        them (as the original library did); ``False``: overwrite it.
+        them (as the original library did); ``False``: overwrite it. A
+        parquet or pickle file records what made each model's rows (weights,
+        preprocessing, images, decoding settings, library version): rows of
+        the same ``analysis_name`` and model made differently are replaced
+        (see ``on_change``). A csv file keeps no such record.
     num_cores : int, default 1
         Parallel joblib workers for the fits.
     batch_size : int, default 32
@@ -314,6 +359,10 @@ def run_2way_svm_analysis(
         Seed for models given as ``(base_model, 'random')``.
     verbose : bool, default True
         Show progress bars.
+    on_change : {'recompute', 'error'}, default 'recompute'
+        With ``append``, what to do with rows on file of this
+        ``analysis_name`` and model that were made differently: replace them,
+        or raise an error naming what changed.
     max_memory : int, str or None, default None
         Memory budget of the activations held at once (bytes, or a size such
         as ``'4GB'``): a group's layers are extracted in as many forward
@@ -378,14 +427,17 @@ def run_2way_svm_analysis(
     extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
     plan = plan_analysis(models_dict, which_layers, image_list[0]["path"], extraction,
                          weights_seed=random_state)
-    existing = None
-    if append and save_path is not None and os.path.exists(save_path):
-        existing = load_frame(save_path, allow_pickle=frame_format(save_path) == "pickle")
+    check_choice(on_change, "on_change", ("recompute", "error"))
     columns = (
         _LAYER_COLUMNS + ["decoded_variable", "other_variable"] + grouping_vars + _RESULT_COLUMNS
     )
     settings = dict(var1=var1, var2=var2, activation_type=activation_type, cv=cv,
                     cross_decoding=cross_decoding, estimator=estimator, num_cores=num_cores)
+    fingerprints = _fingerprints(plan, image_list, analysis_name, settings)
+    existing = None
+    if append and save_path is not None and os.path.exists(save_path):
+        existing = load_frame(save_path, allow_pickle=frame_format(save_path) == "pickle")
+        existing = _without_changed(existing, fingerprints, on_change)
     rows: list[dict] = []
     total = _rows_per_layer(image_list, groups, var1, var2, cross_decoding) * sum(
         len(model_plan.layers) for model_plan in plan.models.values())
@@ -399,7 +451,7 @@ def run_2way_svm_analysis(
                 rows += [{column: {**common, **row}.get(column) for column in columns}
                          for row in group_rows]
             if save_path is not None:
-                _save(_frame(rows, columns), save_path, existing)
+                _save(_frame(rows, columns), save_path, existing, fingerprints)
     return _frame(rows, columns)
 
 

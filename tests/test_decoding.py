@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import LeaveOneGroupOut, LeaveOneOut, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -249,3 +250,19 @@ def test_a_tight_budget_extracts_layers_in_several_passes_with_the_same_result(i
     pd.testing.assert_frame_equal(bounded, result)
     with pytest.raises(pfa.InvalidInputError, match="'max_memory' parameter of run_2way_svm"):
         run(image_list, max_memory=1000)
+
+
+def test_appending_with_other_weights_replaces_that_models_rows(tmp_path, image_list):
+    path = tmp_path / "svm.parquet"
+    fc1 = {"which_layers": {"tiny": ["fc1"]}, "cross_decoding": False, "save_path": path}
+    first = run(image_list, **fc1)
+    other = tiny_model()
+    with torch.no_grad():
+        other[-1].weight.mul_(-1.0)
+    with pytest.raises(pfa.InvalidInputError, match="weights"):
+        run(image_list, models_dict={"tiny": other}, on_change="error", **fc1)
+    assert len(pfa.load_frame(path)) == len(first)
+    second = run(image_list, models_dict={"tiny": other}, **fc1)
+    pd.testing.assert_frame_equal(pfa.load_frame(path), second)  # the old rows were replaced
+    run(image_list, models_dict={"tiny": other}, **fc1)  # same weights: appended, as before
+    assert len(pfa.load_frame(path)) == 2 * len(first)
