@@ -343,7 +343,8 @@ class _Correlation:
         if self.pivot is None:
             mean = _mean_rows(chunk, dim=1)  # a sum may overflow where values do not:
             self.pivot = torch.where(torch.isfinite(mean), mean, stats.low / 2 + stats.high / 2)
-        self.low, self.high = torch.minimum(self.low, stats.low), torch.maximum(self.high, stats.high)
+        self.low = torch.minimum(self.low, stats.low)
+        self.high = torch.maximum(self.high, stats.high)
         self.stats.prepare(stats.peak + self.pivot.abs(), stats.plain)
         self.count += chunk.shape[1]
 
@@ -478,9 +479,14 @@ def _feed(groups: list, chunk: torch.Tensor) -> None:
 
 
 def _above_diagonal(n: int, device: torch.device) -> torch.Tensor:
-    """n x n: True above the diagonal (elementwise: cheaper than ``torch.triu`` on small matrices)."""
+    """n x n: True above the diagonal (cheaper than ``torch.triu`` for small matrices)."""
     index = torch.arange(n, device=device)
     return index[:, None] < index[None, :]
+
+
+def _upper_pairs(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the True entries of ``mask`` above its diagonal."""
+    return torch.nonzero(mask & _above_diagonal(len(mask), mask.device), as_tuple=True)
 
 
 def _refine(
@@ -490,7 +496,7 @@ def _refine(
 
     ``transform(index)`` gives float64 rows of ``width`` features.
     """
-    first, second = torch.nonzero(suspect & _above_diagonal(len(suspect), suspect.device), as_tuple=True)
+    first, second = _upper_pairs(suspect)
     per_chunk = max(1, _CHUNK_VALUES // (2 * width))
     for start in range(0, first.numel(), per_chunk):
         rows, cols = first[start : start + per_chunk], second[start : start + per_chunk]
@@ -500,7 +506,7 @@ def _refine(
 
 def _equal_rows(whole: torch.Tensor, suspect: torch.Tensor) -> torch.Tensor:
     """n x n: True above the diagonal where a suspect pair's rows are equal and finite."""
-    first, second = torch.nonzero(suspect & _above_diagonal(len(suspect), suspect.device), as_tuple=True)
+    first, second = _upper_pairs(suspect)
     same = torch.zeros_like(suspect)
     per_chunk = max(1, _CHUNK_VALUES // (2 * whole.shape[1]))
     for start in range(0, first.numel(), per_chunk):
