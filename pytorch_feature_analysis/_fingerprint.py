@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -27,21 +28,39 @@ def _digest(*parts: bytes) -> str:
     return hasher.hexdigest()
 
 
+# Fingerprints of models already hashed, while no tensor of theirs has changed.
+_WEIGHTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
 def weights_fingerprint(model: nn.Module) -> str:
     """A hash of every parameter and buffer of ``model`` (names, shapes, dtypes, values).
+
+    The hash is kept with the model while every tensor stays the same object
+    at the same version (torch counts in-place changes), so asking again is free.
 
     Examples
     --------
     >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
     >>> weights_fingerprint(a) == weights_fingerprint(a), weights_fingerprint(a) == weights_fingerprint(b)
     (True, False)
+    >>> before = weights_fingerprint(a)
+    >>> with torch.no_grad():
+    ...     _ = a.weight.mul_(2)
+    >>> weights_fingerprint(a) == before
+    False
     """
+    state = model.state_dict(keep_vars=True)
+    key = tuple((name, id(t), t._version, tuple(t.shape), t.dtype) for name, t in state.items())
+    cached = _WEIGHTS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     hasher = hashlib.blake2b(digest_size=_HASH_BYTES)
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state.items():
         values = tensor.detach().to("cpu").contiguous().reshape(-1)
         hasher.update(f"{name}:{tuple(tensor.shape)}:{values.dtype}".encode())
         hasher.update(values.view(torch.uint8).numpy().tobytes() if values.numel() else b"")
-    return hasher.hexdigest()
+    _WEIGHTS[model] = (key, hasher.hexdigest())
+    return _WEIGHTS[model][1]
 
 
 def callable_fingerprint(func: Callable | None) -> str:
