@@ -39,7 +39,6 @@ __all__ = [
     "METRIC_NAMES",
     "COMPARISON_METHODS",
     "Metric",
-    "resolve_metrics",
     "RDMAccumulator",
     "compute_rdms",
     "pairwise_dissimilarities",

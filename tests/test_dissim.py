@@ -14,6 +14,7 @@ from scipy.spatial.distance import pdist, squareform
 
 import pytorch_feature_analysis as pfa
 from pytorch_feature_analysis import dissim
+from pytorch_feature_analysis.dissim import resolve_metrics
 
 SCIPY_NAMES = {
     "corr": "correlation",
@@ -247,22 +248,22 @@ def test_unknown_metric_lists_the_valid_names(random_patterns):
 
 def test_duplicate_metric_names_are_rejected():
     with pytest.raises(ValueError, match="'corr'"):
-        pfa.resolve_metrics(["corr", ("corr", lambda x, y: 0.0)])
+        resolve_metrics(["corr", ("corr", lambda x, y: 0.0)])
 
 
 def test_resolve_metrics_forms():
     func = lambda x, y: 0.0  # noqa: E731
-    metrics = pfa.resolve_metrics(["corr", ("mine", func), ("whole", func, "matrix")])
+    metrics = resolve_metrics(["corr", ("mine", func), ("whole", func, "matrix")])
     assert [(m.name, m.kind) for m in metrics] == [
         ("corr", "builtin"),
         ("mine", "pairwise"),
         ("whole", "matrix"),
     ]
-    assert pfa.resolve_metrics("cosine") == [pfa.Metric("cosine")]
+    assert resolve_metrics("cosine") == [pfa.Metric("cosine")]
     with pytest.raises(ValueError, match="at least one"):
-        pfa.resolve_metrics([])
+        resolve_metrics([])
     with pytest.raises(TypeError):
-        pfa.resolve_metrics([3])
+        resolve_metrics([3])
 
 
 def test_patterns_must_be_a_2d_numpy_array():
@@ -363,7 +364,7 @@ CHUNKABLE = ["corr", "euclidean_distance", "cosine", "sq_euclidean", "manhattan"
 
 def accumulate(patterns, names, widths, device="cpu"):
     tensor = torch.as_tensor(patterns, device=device)
-    accumulator = pfa.RDMAccumulator(len(patterns), pfa.resolve_metrics(names), device)
+    accumulator = pfa.RDMAccumulator(len(patterns), resolve_metrics(names), device)
     assert not accumulator.needs_whole_patterns
     start = 0
     for width in widths:
@@ -412,7 +413,7 @@ def test_tiny_and_huge_values_are_rescaled(scale, name):
 
 def test_accumulator_needs_whole_patterns_for_spearman_and_callables():
     for metrics in (["spearman"], [("l1", lambda x, y: 0.0)], ["corr", ("m", np.cov, "matrix")]):
-        accumulator = pfa.RDMAccumulator(3, pfa.resolve_metrics(metrics))
+        accumulator = pfa.RDMAccumulator(3, resolve_metrics(metrics))
         assert accumulator.needs_whole_patterns
         accumulator.add(torch.zeros(3, 2))
         with pytest.raises(pfa.InvalidInputError, match="whole patterns"):
