@@ -368,7 +368,7 @@ def get_meta_rdms(
     >>> meta['matrix'][0].shape
     (2, 2)
     """
-    check_rdm_frame(rdm_df)
+    check_rdm_frame(rdm_df, needed=())
     entry_variables = _name_list(entry_variables, "entry_variables")
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_meta_rdms")
     subsets = _check_subsets(entry_var_subsets, entry_variables)
