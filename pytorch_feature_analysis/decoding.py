@@ -240,6 +240,15 @@ def _fingerprints(plan: Any, image_list: list, analysis_name: str, settings: dic
             for name, model_plan in plan.models.items()}
 
 
+def _rows_on_file(save_path: Any, append: bool, fingerprints: dict,
+                  on_change: str) -> pd.DataFrame | None:
+    """The rows to keep from ``save_path`` (``None`` without ``append`` or a file)."""
+    if not append or save_path is None or not os.path.exists(save_path):
+        return None
+    existing = load_frame(save_path, allow_pickle=frame_format(save_path) == "pickle")
+    return _without_changed(existing, fingerprints, on_change)
+
+
 def _without_changed(existing: pd.DataFrame, current: dict, on_change: str) -> pd.DataFrame:
     """The rows on file, less those of this analysis' models that were made differently."""
     stored = existing.attrs.get(FINGERPRINTS, {})
@@ -434,10 +443,7 @@ def run_2way_svm_analysis(
     settings = dict(var1=var1, var2=var2, activation_type=activation_type, cv=cv,
                     cross_decoding=cross_decoding, estimator=estimator, num_cores=num_cores)
     fingerprints = _fingerprints(plan, image_list, analysis_name, settings)
-    existing = None
-    if append and save_path is not None and os.path.exists(save_path):
-        existing = load_frame(save_path, allow_pickle=frame_format(save_path) == "pickle")
-        existing = _without_changed(existing, fingerprints, on_change)
+    existing = _rows_on_file(save_path, append, fingerprints, on_change)
     rows: list[dict] = []
     total = _rows_per_layer(image_list, groups, var1, var2, cross_decoding) * sum(
         len(model_plan.layers) for model_plan in plan.models.values())
