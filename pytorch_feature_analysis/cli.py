@@ -31,7 +31,7 @@ from typing import Callable, NoReturn, Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ._validation import InvalidInputError, check_device, fail, public
+from ._validation import InvalidInputError, check_device, fail, parse_memory, public
 from .demo import run_demo
 from .dissim import METRIC_NAMES
 from .io import frame_format, load_frame
@@ -240,6 +240,11 @@ def _device(text: str) -> str:
     return text
 
 
+def _memory(text: str) -> str:
+    parse_memory(text)
+    return text
+
+
 def _layers(text: str) -> tuple[str, list[str]]:
     label, sep, names = text.rpartition("=")
     layers = [name.strip() for name in names.split(",") if name.strip()]
@@ -260,6 +265,7 @@ _EXISTING_FILE = _option_type("file", _existing_file)
 _FRAME_FILE = _option_type("frame file", _frame_file)
 _OUT_FRAME = _option_type("output file", _out_frame)
 _DEVICE = _option_type("device", _device)
+_MEMORY = _option_type("size", _memory)
 _MODEL = _option_type("model", _model)
 _LAYERS = _option_type("layers", _layers)
 _WHERE = _option_type("condition", _where)
@@ -317,6 +323,7 @@ def _run_rdms(args: argparse.Namespace) -> int:
         num_perms=args.perms, num_cores=args.cores, verbose=not args.quiet,
         append=not args.overwrite, batch_size=args.batch_size, device=args.device,
         transform=default_transform(args.image_size), random_state=args.seed,
+        max_memory=args.max_memory,
     )
     if not args.quiet:
         print(
@@ -547,6 +554,8 @@ def _add_rdms(commands, parents: list) -> None:
     option("--image-size", type=_INT[32], default=224, metavar="PX",
            help="resize and crop images to PX x PX (default: 224)")
     option("--device", type=_DEVICE, default="cpu", help="cpu or cuda (default: cpu)")
+    option("--max-memory", type=_MEMORY, metavar="SIZE",
+           help="memory budget of the activations, e.g. 4GB (default: half of what is free)")
     option("--seed", type=_INT[0], default=0,
            help="seed of random weights and permutations (default: 0)")
     option("--name", metavar="DF_NAME",

@@ -282,6 +282,7 @@ def one_error_line(capsys, command):
     ("--layers", "alexnet_random=", "'alexnet_random='"),
     ("--layers", "=conv1", "'=conv1'"),
     ("--model", "alexnet:", "'alexnet:'"),
+    ("--max-memory", "lots", "'lots'"),
 ])
 def test_bad_option_values_exit_2_with_argparses_message(option, value, named, study, tmp_path,
                                                           capsys):
