@@ -127,7 +127,9 @@ def check_extraction(
     return Extraction(batch_size, check_device(device), transform, memory, bool(verbose))
 
 
-def layers_per_model(which_layers: Any, model_names: Sequence[str], param: str = "which_layers") -> dict:
+def layers_per_model(
+    which_layers: Any, model_names: Sequence[str], param: str = "which_layers"
+) -> dict:
     """Apply the one ``which_layers`` rule: ``{model name: layers or None}``."""
     if which_layers is None or (isinstance(which_layers, str) and which_layers == "all"):
         return {name: None for name in model_names}
@@ -153,7 +155,8 @@ def layers_per_model(which_layers: Any, model_names: Sequence[str], param: str =
 def check_models(models_dict: Any, weights_seed: int | None = 0) -> "OrderedDict[str, nn.Module]":
     """``{name: module}``, preparing ``(base_model, weights)`` values here."""
     if not isinstance(models_dict, dict) or not models_dict:
-        raise fail("models_dict", "a non-empty dict {name: model or (base_model, weights)}", models_dict)
+        raise fail("models_dict", "a non-empty dict {name: model or (base_model, weights)}",
+                   models_dict)
     bad = [name for name in models_dict if not isinstance(name, str)]
     if bad:
         raise fail("models_dict", "a dict keyed by model names (str)", f"keys {bad}", raw=True)
@@ -261,13 +264,14 @@ def plan_passes(needs: Sequence[LayerNeed], room: int, model_name: str) -> list[
 
 
 def _split(need: LayerNeed, room: int, model_name: str) -> list[Piece]:
+    """Channel slices of one layer, each fitting ``room`` (an error when none can)."""
     step = (room - need.fixed) // max(need.per_channel, 1)
     if not need.splittable or step < 1:
+        smallest = need.total if not need.splittable else need.per_channel + need.fixed
         why = "" if need.splittable else need.why_whole
         raise fail(
             "max_memory",
-            f"at least {format_bytes(need.per_channel * (need.channels if not need.splittable else 1) + need.fixed)}"
-            f" for layer {need.label} of model {model_name!r}{why}",
+            f"at least {format_bytes(smallest)} for layer {need.label} of model {model_name!r}{why}",
             f"room for {format_bytes(max(room, 0))} of activations",
             raw=True,
         )

@@ -119,8 +119,10 @@ class LayerWork:
             shape = (n_images, piece.stop - piece.start) + tuple(self.shape[1:])
             units = torch.empty(shape, dtype=torch.float32, device=self.device)
         if self.jobs("feature_means") and self.means is None:
-            self.means = torch.empty((n_images, self.channels), dtype=torch.float64, device=self.device)
-        return LayerTarget(piece.start, piece.stop, units, self.means if self.jobs("feature_means") else None)
+            self.means = torch.empty((n_images, self.channels), dtype=torch.float64,
+                                     device=self.device)
+        means = self.means if self.jobs("feature_means") else None
+        return LayerTarget(piece.start, piece.stop, units, means)
 
     def add_units(self, piece: Piece, units: torch.Tensor) -> None:
         """Feed one slice of unit-level activations to the accumulators."""
@@ -134,7 +136,7 @@ class LayerWork:
                 self._accumulator("unit_level", name, metrics).add(chosen.reshape(len(chosen), -1))
 
     def finish(self) -> list[tuple[str, str, tuple, Metric, np.ndarray]]:
-        """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix)``."""
+        """The finished RDMs, as ``(activation_type, kernel_set_name, kernel_inds, metric, matrix)``."""
         jobs = self.jobs("feature_means")
         if jobs:
             base = self.entries.append_combinations(self.means.cpu().numpy(), "feature_means")

@@ -442,7 +442,9 @@ def get_activations(
     return OrderedDict((label, stored[label]) for label in chosen if label in stored)
 
 
-def _check_result_fits(images: list, book: dict, chosen: list, transform: Any, max_memory: Any) -> None:
+def _check_result_fits(
+    images: list, book: dict, chosen: list, transform: Any, max_memory: Any
+) -> None:
     if max_memory is None:
         return
     budget = parse_memory(max_memory, "max_memory")

@@ -236,7 +236,8 @@ def _fingerprints(plan: Any, image_list: list, analysis_name: str, settings: dic
                                                 "cross_decoding", "var1", "var2")]),
         "version": __version__,
     }
-    return {repr((analysis_name, name)): {"weights": weights_fingerprint(model_plan.model), **shared}
+    return {repr((analysis_name, name)): {"weights": weights_fingerprint(model_plan.model),
+                                          **shared}
             for name, model_plan in plan.models.items()}
 
 
@@ -252,7 +253,8 @@ def _rows_on_file(save_path: Any, append: bool, fingerprints: dict,
 def _without_changed(existing: pd.DataFrame, current: dict, on_change: str) -> pd.DataFrame:
     """The rows on file, less those of this analysis' models that were made differently."""
     stored = existing.attrs.get(FINGERPRINTS, {})
-    keys = [repr((name, model)) for name, model in zip(existing["analysis_name"], existing["model"])]
+    keys = [repr((name, model))
+            for name, model in zip(existing["analysis_name"], existing["model"])]
     changed = {key: describe_changes(stored.get(key, {}), parts)
                for key, parts in current.items() if key in stored and key in keys}
     changed = {key: parts for key, parts in changed.items() if parts}
@@ -491,7 +493,8 @@ def _layer_passes(model_plan: ModelPlan, num_images: int, extraction: Any) -> li
                   splittable=False)
         for label in model_plan.layers
     ]
-    return [[piece.label for piece in pieces] for pieces in plan_passes(needs, room, model_plan.name)]
+    passes = plan_passes(needs, room, model_plan.name)
+    return [[piece.label for piece in pieces] for pieces in passes]
 
 
 def _decode_group(model_plan: ModelPlan, group_images: list[dict], extraction: Any,

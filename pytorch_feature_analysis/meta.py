@@ -370,7 +370,8 @@ def get_meta_rdms(
     """
     check_rdm_frame(rdm_df, needed=())
     entry_variables = _name_list(entry_variables, "entry_variables")
-    metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics", func_name="get_meta_rdms")
+    metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics",
+                              func_name="get_meta_rdms")
     subsets = _check_subsets(entry_var_subsets, entry_variables)
     num_perms = check_int(num_perms, "num_perms", minimum=0)
     if not isinstance(df_name, str):
@@ -389,11 +390,13 @@ def get_meta_rdms(
     keys_in_frame = set(zip(*(frame[column].tolist() for column in entry_columns)))
     _check_subset_keys(subsets, keys_in_frame)
     groups = _split_groups(frame, group_columns)
-    candidates = [rename[c] for c in rdm_df.columns if c.endswith("_sub") and c not in grouping_variables]
+    candidates = [rename[c] for c in rdm_df.columns
+                  if c.endswith("_sub") and c not in grouping_variables]
     carried = [c for c in candidates if all(_is_constant(group[c]) for _, group in groups)]
 
     rows = []
-    for group_values, group in tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose):
+    progress = tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose)
+    for group_values, group in progress:
         fixed = dict(zip(group_columns, group_values))
         fixed.update({column: copy.deepcopy(group[column].iloc[0]) for column in carried})
         description = _group_description(grouping_variables, group_values)
@@ -412,7 +415,9 @@ def _permutation_seed(random_state: Any) -> int:
     return check_int(random_state, "random_state", minimum=0)
 
 
-def _grouping_variables(rdm_df: pd.DataFrame, grouping_variables: Any, entry_variables: list) -> list:
+def _grouping_variables(
+    rdm_df: pd.DataFrame, grouping_variables: Any, entry_variables: list
+) -> list:
     if isinstance(grouping_variables, str) and grouping_variables == "rest":
         return _rest_grouping_variables(rdm_df, entry_variables)
     if isinstance(grouping_variables, (list, tuple)) and not grouping_variables:
