@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ._contract import RDM_COLUMNS
+from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS
 from ._fingerprint import describe_changes
 from ._validation import problem
 from .io import file_lock, frame_format, load_frame, save_frame
@@ -34,12 +34,16 @@ def row_identity(model: str, label: tuple, activation_type: str, kernel_set: str
 
 
 def identity_of(row: dict) -> tuple:
-    """The identity of a row given as a dict of the frame's columns."""
-    labels = {key: value for key, value in row.items() if key not in RDM_COLUMNS}
-    labels = {key: value for key, value in labels.items()
-              if not (pd.api.types.is_scalar(value) and pd.isna(value))}
-    return row_identity(row["model"], (row["layer"], row["layer_num"]), row["activation_type"],
-                        row["kernel_set_name"], row["dissim_metric"], row["perm"],
+    """The identity of a row given as a dict of the frame's columns.
+
+    Its :data:`IDENTITY_COLUMNS`, then the image-set labels it has (every
+    other column, where not missing).
+    """
+    labels = {key: value for key, value in row.items() if key not in RDM_COLUMNS
+              and not (pd.api.types.is_scalar(value) and pd.isna(value))}
+    model, layer, layer_num, activation_type, kernel_set, metric, perm = (
+        row[column] for column in IDENTITY_COLUMNS)
+    return row_identity(model, (layer, layer_num), activation_type, kernel_set, metric, perm,
                         label_key(labels))
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
-from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS, permutation, rdm_cells, scrambled
+from ._contract import RDM_COLUMNS, permutation, rdm_cells, scrambled
 from ._fingerprint import callable_fingerprint, images_fingerprint, weights_fingerprint
 from ._plan import (
     FLOAT64,
@@ -61,24 +61,6 @@ _CHECKPOINT_SHARE = 0.1
 
 # The accumulators' float64 work chunks (two at most at once).
 _WORK_BYTES = 2 * _CHUNK_VALUES * 8
-
-
-def rdm_identity_columns(rdm_df: pd.DataFrame) -> list[str]:
-    """The columns that identify an RDM of a first-order frame.
-
-    Model, layer, activation type, kernel set, metric and permutation, plus
-    every image-set label column (any column that is not one of
-    :data:`RDM_COLUMNS`). ``get_rdms(..., append=True)`` skips an RDM whose
-    identity is already in the file.
-
-    Examples
-    --------
-    >>> frame = pd.DataFrame(columns=list(RDM_COLUMNS) + ['obj'])
-    >>> rdm_identity_columns(frame)[-2:]
-    ['perm', 'obj']
-    """
-    labels = [column for column in rdm_df.columns if column not in RDM_COLUMNS]
-    return list(IDENTITY_COLUMNS) + labels
 
 
 def _ranked_product(*sequences: Sequence) -> Iterator[tuple[tuple, tuple]]:
