@@ -31,6 +31,7 @@ from . import (
     rdms,
     selection,
     stimuli,
+    targets,
     testing,
 )
 from ._validation import InvalidInputError
@@ -49,6 +50,7 @@ from .plotting import *  # noqa: F401,F403
 from .rdms import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
+from .targets import *  # noqa: F401,F403
 
 
 __all__ = ["InvalidInputError"] + [
@@ -61,6 +63,7 @@ __all__ = ["InvalidInputError"] + [
         dissim,
         rdms,
         meta,
+        targets,
         frames,
         io,
         selection,
