@@ -26,12 +26,14 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import squareform
 
-from ._contract import RDM_COLUMNS, rdm_cells
+from ._contract import RDM_COLUMNS, check_rdm_frame, rdm_cells
 from ._validation import fail, problem, public
 from .dissim import compute_rdms, resolve_metrics
 from .io import save_frame
 
-__all__ = ["MEASURED", "rdms_from_patterns", "rdms_from_matrices"]
+__all__ = [
+    "MEASURED", "rdms_from_patterns", "rdms_from_matrices", "to_rsatoolbox", "from_rsatoolbox",
+]
 
 #: The ``activation_type`` of measured RDMs.
 MEASURED = "measured"
@@ -300,3 +302,83 @@ def _square(matrix: np.ndarray, n: int, position: int) -> np.ndarray:
         raise problem(f"the matrix of set {position} must have a zero diagonal; got "
                       f"{diagonal[diagonal != 0][0]!r} on it.")
     return matrix
+
+
+def _rsatoolbox():
+    try:
+        import rsatoolbox.rdm
+    except ImportError as error:
+        raise ImportError(
+            "to_rsatoolbox and from_rsatoolbox need rsatoolbox: pip install "
+            "'pytorch_feature_analysis[rsa]' (or pip install rsatoolbox)."
+        ) from error
+    return rsatoolbox.rdm
+
+
+_ENTRY_COLUMNS = ("matrix", "entry_keys", "entry_labels")
+
+
+@public
+def to_rsatoolbox(rdm_df: pd.DataFrame):
+    """The RDMs of a frame as one ``rsatoolbox.rdm.RDMs`` object.
+
+    Every row must have the same entries (``entry_keys``). The other columns
+    become RDM descriptors, the entries' labels pattern descriptors (with the
+    entry keys under ``'entry_key'``), and the frame's column order the
+    descriptor ``'pfa_columns'``, so :func:`from_rsatoolbox` gives the frame
+    back exactly.
+
+    Examples
+    --------
+    >>> frame = rdms_from_matrices([({'model': 'behaviour', 'layer': 'similarity'},
+    ...                              [1.0, 2.0, 3.0], ['cat', 'dog', 'car'], ('stimulus',))])
+    >>> rdms = to_rsatoolbox(frame)
+    >>> rdms.pattern_descriptors['stimulus'], rdms.rdm_descriptors['layer']
+    (['cat', 'dog', 'car'], ['similarity'])
+    """
+    check_rdm_frame(rdm_df)
+    keys = rdm_df["entry_keys"].iloc[0]
+    differing = [i for i, other in enumerate(rdm_df["entry_keys"]) if tuple(other) != tuple(keys)]
+    if differing:
+        raise fail("rdm_df", "RDMs of the same entries (select rows or subset_rdm_df first)",
+                   f"row {differing[0]} with entries {rdm_df['entry_keys'].iloc[differing[0]]} "
+                   f"beside {keys}", raw=True)
+    labels = rdm_df["entry_labels"].iloc[0]
+    metrics = rdm_df["dissim_metric"].unique().tolist() if "dissim_metric" in rdm_df else []
+    return _rsatoolbox().RDMs(
+        np.stack([squareform(np.asarray(m, dtype=np.float64), checks=False)
+                  for m in rdm_df["matrix"]]),
+        dissimilarity_measure=metrics[0] if len(metrics) == 1 else None,
+        descriptors={"pfa_columns": list(rdm_df.columns)},
+        rdm_descriptors={column: rdm_df[column].tolist() for column in rdm_df.columns
+                         if column not in _ENTRY_COLUMNS},
+        pattern_descriptors={"entry_key": list(keys),
+                             **{name: [label[name] for label in labels] for name in labels[0]}},
+    )
+
+
+@public
+def from_rsatoolbox(rdms: Any) -> pd.DataFrame:
+    """A frame of the RDMs in an ``rsatoolbox.rdm.RDMs`` object.
+
+    RDM descriptors become columns (rsatoolbox's own ``'index'`` left out),
+    pattern descriptors the entries (``entry_keys`` from ``'entry_key'``, or
+    the tuples of the other pattern descriptors; ``entry_labels`` the dicts).
+    A frame made by :func:`to_rsatoolbox` comes back exactly, columns in
+    their order.
+    """
+    if not hasattr(rdms, "get_matrices") or not hasattr(rdms, "rdm_descriptors"):
+        raise fail("rdms", "an rsatoolbox.rdm.RDMs object", type(rdms).__name__, raw=True)
+    patterns = {k: v for k, v in rdms.pattern_descriptors.items() if k != "index"}
+    names = [name for name in patterns if name != "entry_key"]
+    count = rdms.n_cond
+    keys = [tuple(key) for key in patterns["entry_key"]] if "entry_key" in patterns else \
+        [tuple(patterns[name][i] for name in names) if names else (i,) for i in range(count)]
+    entry_labels = tuple({name: patterns[name][i] for name in names} for i in range(count))
+    columns = {k: list(v) for k, v in rdms.rdm_descriptors.items() if k != "index"}
+    if "dissim_metric" not in columns and rdms.dissimilarity_measure is not None:
+        columns["dissim_metric"] = [rdms.dissimilarity_measure] * rdms.n_rdm
+    columns.update(matrix=list(rdms.get_matrices().astype(np.float64)),
+                   entry_keys=[tuple(keys)] * rdms.n_rdm, entry_labels=[entry_labels] * rdms.n_rdm)
+    order = rdms.descriptors.get("pfa_columns") or list(columns)
+    return pd.DataFrame({column: columns[column] for column in order})

@@ -84,6 +84,7 @@ CALLS = {
     "rdm_mds": lambda **kw: pfa.rdm_mds(kw["rdm_df"]),
     "plot_rdm": lambda **kw: pfa.plot_rdm(kw["rdm_df"]),
     "plot_rdm_grid": lambda **kw: pfa.plot_rdm_grid(kw["rdm_df"], col="layer"),
+    "to_rsatoolbox": lambda **kw: pfa.to_rsatoolbox(kw["rdm_df"]),
 }
 ALIASES = {"compute_etas_for_model_and_imageset_fast": "unit_anova", "my_mds": "rdm_mds"}
 # Generic frame helpers and writers take any frame: no column is required of them.

@@ -103,3 +103,38 @@ def test_bad_sets_are_named():
     with pytest.raises(pfa.InvalidInputError,
                        match=r"'pattern_sets' parameter of rdms_from_patterns"):
         pfa.rdms_from_patterns(None)
+
+
+def test_rsatoolbox_round_trip_is_exact_and_rsatoolbox_sees_the_same_rdms():
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    frame = pfa.rdms_from_patterns(pattern_sets(), dissim_metrics=["corr"])
+    frame.loc[0, "matrix"][0, 1] = frame.loc[0, "matrix"][1, 0] = np.nan
+    rdms = pfa.to_rsatoolbox(frame)
+    assert isinstance(rdms, rsatoolbox.rdm.RDMs)
+    assert rdms.n_rdm == len(frame) and rdms.n_cond == len(STIMULI)
+    assert rdms.dissimilarity_measure == "corr"
+    assert rdms.rdm_descriptors["subject"] == frame["subject"].tolist()
+    assert rdms.pattern_descriptors["stimulus"] == list(STIMULI)
+    np.testing.assert_array_equal(rdms.get_matrices(), np.stack(frame["matrix"]))
+    pfa.testing.assert_frames_identical(pfa.from_rsatoolbox(rdms), frame)
+    mixed = pd.concat([frame, pfa.rdms_from_matrices(
+        [({"model": "b", "layer": "r"}, np.zeros(3), ["x", "y", "z"], ("stimulus",))])])
+    with pytest.raises(pfa.InvalidInputError, match="same entries"):
+        pfa.to_rsatoolbox(mixed.reset_index(drop=True))
+
+
+def test_rdms_made_by_rsatoolbox_become_a_frame():
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    rng = np.random.default_rng(3)
+    vectors = rng.random((2, 6))
+    rdms = rsatoolbox.rdm.RDMs(vectors, dissimilarity_measure="euclidean",
+                               rdm_descriptors={"roi": ["V1", "IT"]},
+                               pattern_descriptors={"stim": list(STIMULI)})
+    frame = pfa.from_rsatoolbox(rdms)
+    assert frame["roi"].tolist() == ["V1", "IT"]
+    assert frame["dissim_metric"].tolist() == ["euclidean"] * 2
+    assert frame["entry_keys"][0] == tuple((s,) for s in STIMULI)
+    assert frame["entry_labels"][0][1] == {"stim": "dog"}
+    np.testing.assert_array_equal(frame["matrix"][1], squareform(vectors[1]))
+    meta = pfa.get_meta_rdms(frame, None, ["roi"], grouping_variables=[], verbose=False)
+    assert meta["matrix"][0].shape == (2, 2)
