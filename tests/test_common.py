@@ -85,6 +85,7 @@ CALLS = {
     "plot_rdm": lambda **kw: pfa.plot_rdm(kw["rdm_df"]),
     "plot_rdm_grid": lambda **kw: pfa.plot_rdm_grid(kw["rdm_df"], col="layer"),
     "to_rsatoolbox": lambda **kw: pfa.to_rsatoolbox(kw["rdm_df"]),
+    "compare_to_targets": lambda **kw: pfa.compare_to_targets(kw["rdm_df"], rdm_frame()),
 }
 ALIASES = {"compute_etas_for_model_and_imageset_fast": "unit_anova", "my_mds": "rdm_mds"}
 # Generic frame helpers and writers take any frame: no column is required of them.

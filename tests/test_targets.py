@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+import scipy.stats
 from scipy.spatial.distance import pdist, squareform
 
 import pytorch_feature_analysis as pfa
@@ -138,3 +139,46 @@ def test_rdms_made_by_rsatoolbox_become_a_frame():
     np.testing.assert_array_equal(frame["matrix"][1], squareform(vectors[1]))
     meta = pfa.get_meta_rdms(frame, None, ["roi"], grouping_variables=[], verbose=False)
     assert meta["matrix"][0].shape == (2, 2)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman", "kendall_tau_a", "cosine"])
+def test_scores_match_entries_by_key_and_equal_scipy(method):
+    rng = np.random.default_rng(4)
+    model = pfa.rdms_from_patterns([({"model": "net", "layer": layer},
+                                     {(s,): rng.normal(size=30) for s in STIMULI}, ("stimulus",))
+                                    for layer in ("conv1", "fc1")])
+    shuffled = ("cup", "car", "cat", "dog")
+    target = pfa.rdms_from_patterns([({"model": "fmri", "layer": "IT", "subject": 1},
+                                      {(s,): rng.normal(size=30) for s in shuffled},
+                                      ("stimulus",))])
+    scores = pfa.compare_to_targets(model, target, method=method)
+    described = scores[["layer", "target_layer", "target_subject", "method", "entries"]]
+    assert described.values.tolist() == [["conv1", "IT", 1, method, 4], ["fc1", "IT", 1, method, 4]]
+    order = [shuffled.index(s) for s in STIMULI]
+    aligned = target["matrix"][0][np.ix_(order, order)]
+    upper = np.triu_indices(4, 1)
+    for matrix, score in zip(model["matrix"], scores["score"]):
+        x, y = matrix[upper], aligned[upper]
+        expected = {
+            "pearson": lambda: scipy.stats.pearsonr(x, y)[0],
+            "spearman": lambda: scipy.stats.spearmanr(x, y)[0],
+            "kendall_tau_a": lambda: np.mean([np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+                                              for i in range(6) for j in range(6) if i != j]),
+            "cosine": lambda: x @ y / np.linalg.norm(x) / np.linalg.norm(y),
+        }[method]()
+        assert score == pytest.approx(expected, abs=1e-12)
+
+
+def test_missing_entries_are_named_or_intersected():
+    rng = np.random.default_rng(5)
+    model = pfa.rdms_from_patterns([({"model": "net", "layer": "fc1"},
+                                     {(s,): rng.normal(size=9) for s in STIMULI}, ("stimulus",))])
+    others = ("cat", "dog", "car", "pen")
+    target = pfa.rdms_from_patterns([({"model": "fmri", "layer": "IT"},
+                                      {(s,): rng.normal(size=9) for s in others}, ("stimulus",))])
+    with pytest.raises(pfa.InvalidInputError, match=r"lacks \[\('cup',\)\].*\[\('pen',\)\]"):
+        pfa.compare_to_targets(model, target)
+    scores = pfa.compare_to_targets(model, target, on_missing="intersect", method="pearson")
+    assert scores["entries"].tolist() == [3]
+    with pytest.raises(pfa.InvalidInputError, match=r"'method' parameter of compare_to_targets"):
+        pfa.compare_to_targets(model, target, method="tau")
