@@ -206,6 +206,7 @@ def _image_set_rdms(
     rdm_name: str,
     random_state: int,
     num_perms: int,
+    verbose: bool = False,
 ) -> list[dict]:
     """All missing RDM rows of one image set through one model, pass by pass."""
     by_label = {work.label: work for work in works}
@@ -214,7 +215,7 @@ def _image_set_rdms(
     for pieces in passes:
         targets = {piece.label: by_label[piece.label].target(piece) for piece in pieces}
         fill_targets(images, model, book, targets, batch_size=batch_size, device=extraction.device,
-                     transform=extraction.transform, verbose=extraction.verbose)
+                     transform=extraction.transform, verbose=verbose)
         for piece in pieces:
             work, target = by_label[piece.label], targets.pop(piece.label)
             if target.units is not None:
@@ -647,13 +648,13 @@ def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: boo
         store.add(call.existing.to_dict("records"))
     checkpoint = Checkpoint(out_fname, store, _CHECKPOINT_SHARE, time.perf_counter,
                             overwrite=not append)
-    single = len(call.tasks) == 1 and num_cores == 1
-    for task in call.tasks:
-        task["extraction"].verbose = verbose and single
+    # one image set x model here: its forward passes show their own progress
+    bars = verbose and len(call.tasks) == 1 and num_cores == 1
+    tasks = [dict(task, verbose=bars) for task in call.tasks]
     try:
         with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
                   unit="set x model") as bar:
-            for rows in imap_ordered(_image_set_rdms, call.tasks, num_cores):
+            for rows in imap_ordered(_image_set_rdms, tasks, num_cores):
                 store.add(rows)
                 checkpoint.after_work()
                 bar.update(1)

@@ -322,11 +322,17 @@ def test_keys_that_are_not_entries_are_errors(option, value):
         rdm_mds(_color_rdm(), show=False, **{option: value})
 
 
-def test_nan_in_matrix_is_an_error_naming_entries():
+def _color_rdm_with(value, i, j):
+    """The colour RDM with ``value`` in cells (i, j) and (j, i)."""
     rdm = _color_rdm()
     matrix = rdm["matrix"].iloc[0].copy()
-    matrix[1, 3] = matrix[3, 1] = np.nan
+    matrix[i, j] = matrix[j, i] = value
     rdm.at[0, "matrix"] = matrix
+    return rdm
+
+
+def test_nan_in_matrix_is_an_error_naming_entries():
+    rdm = _color_rdm_with(np.nan, 1, 3)
     with pytest.raises(InvalidInputError, match=r"without NaN.*got NaN for \('090',\)-\('270',\)"):
         rdm_mds(rdm, show=False)
 
@@ -360,10 +366,7 @@ def test_a_non_symmetric_matrix_is_refused_naming_the_pair():
 
 
 def test_infinite_dissimilarities_and_single_entries_are_refused():
-    rdm = _color_rdm()
-    matrix = rdm["matrix"].iloc[0].copy()
-    matrix[0, 4] = matrix[4, 0] = np.inf
-    rdm.at[0, "matrix"] = matrix
+    rdm = _color_rdm_with(np.inf, 0, 4)
     with pytest.raises(InvalidInputError, match=r"got NaN or inf for \('000',\)-\('045',\)"):
         rdm_mds(rdm, show=False)
     one = pd.DataFrame({"matrix": [np.zeros((1, 1))], "entry_keys": [(("a",),)]})
