@@ -291,3 +291,22 @@ def fitted_batch_size(model_plan: ModelPlan, extraction: Extraction, budget: int
     """The batch size, lowered (to 1 at least) so one batch uses at most half the budget."""
     per_image = transient_bytes(model_plan, 1)
     return max(1, min(extraction.batch_size, (budget // 2) // max(per_image, 1)))
+
+
+def whole_layer_passes(
+    model_plan: ModelPlan, num_images: int, extraction: Extraction, copies: int = 1
+) -> list[list]:
+    """The model's layers grouped into passes whose activations fit the budget.
+
+    Each layer is held whole: ``copies`` times its float32 activations of
+    ``num_images`` images (the stored activations and the copies its analysis
+    makes); one batch's forward pass is counted apart.
+    """
+    room = extraction.budget() - transient_bytes(model_plan, extraction.batch_size)
+    needs = [
+        LayerNeed(label, 1, 0, copies * num_images * math.prod(model_plan.shape(label)) * FLOAT32,
+                  splittable=False)
+        for label in model_plan.layers
+    ]
+    return [[piece.label for piece in pieces]
+            for pieces in plan_passes(needs, room, model_plan.name)]

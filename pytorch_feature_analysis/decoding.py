@@ -10,7 +10,6 @@ variable, tested on another.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import warnings
 from collections import OrderedDict
@@ -23,8 +22,7 @@ from sklearn.base import clone
 from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
-from ._plan import FLOAT32, LayerNeed, ModelPlan, check_extraction, plan_analysis, plan_passes
-from ._plan import transient_bytes
+from ._plan import ModelPlan, check_extraction, plan_analysis, whole_layer_passes
 from . import __version__
 from ._fingerprint import (
     callable_fingerprint,
@@ -484,24 +482,11 @@ def _rows_per_layer(image_list, groups, var1, var2, cross_decoding) -> int:
     return rows
 
 
-def _layer_passes(model_plan: ModelPlan, num_images: int, extraction: Any) -> list[list]:
-    """The model's layers grouped into passes whose activations fit the budget."""
-    budget = extraction.budget()
-    room = budget - transient_bytes(model_plan, extraction.batch_size)
-    needs = [
-        LayerNeed(label, 1, 0, 2 * num_images * math.prod(model_plan.shape(label)) * FLOAT32,
-                  splittable=False)
-        for label in model_plan.layers
-    ]
-    passes = plan_passes(needs, room, model_plan.name)
-    return [[piece.label for piece in pieces] for pieces in passes]
-
-
 def _decode_group(model_plan: ModelPlan, group_images: list[dict], extraction: Any,
                   settings: dict, bar: Any) -> list[dict]:
     """Every row of one group through one model, layer pass by layer pass, in output order."""
     rows = []
-    for layers in _layer_passes(model_plan, len(group_images), extraction):
+    for layers in whole_layer_passes(model_plan, len(group_images), extraction, copies=2):
         activations = get_activations(
             [image["path"] for image in group_images], model_plan.model, layers,
             batch_size=extraction.batch_size, device=extraction.device,
