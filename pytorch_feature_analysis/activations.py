@@ -35,11 +35,14 @@ __all__ = [
     "model_layers",
     "feature_means",
     "activation_patterns",
+    "POOLING_TYPES",
+    "pool_channels",
     "full_float32",
 ]
 
 ORIGINAL_RGB = ("original_rgb", 0)
 ACTIVATION_TYPES = ("unit_level", "feature_means")
+POOLING_TYPES = ("max_pool", "median_pool", "l1_pool", "l2_pool")
 
 LayerLabel = tuple  # (name, number)
 
@@ -477,8 +480,57 @@ def feature_means(array: np.ndarray) -> np.ndarray:
     return array.reshape(array.shape[0], array.shape[1], -1).mean(axis=2)
 
 
+@public
+def pool_channels(values: torch.Tensor | np.ndarray, how: str) -> torch.Tensor:
+    """Each channel pooled over space, in float64: ``(n, C, ...)`` -> ``(n, C)``.
+
+    Parameters
+    ----------
+    values : torch.Tensor or numpy.ndarray
+        A layer's activations, images first, channels second; a layer
+        without space (``(n, C)``) counts as one position per channel.
+    how : {'max_pool', 'median_pool', 'l1_pool', 'l2_pool', 'feature_means'}
+        The maximum, the median (the mean of the two middle values for an even
+        number of positions, as :func:`numpy.median`), the L1 norm (sum of
+        absolute values), the L2 norm, or the mean over space.
+
+    Returns
+    -------
+    torch.Tensor
+        float64, on the device of ``values``.
+
+    Examples
+    --------
+    >>> pool_channels(np.array([[[[1.0, -4.0], [2.0, 2.0]]]]), 'l1_pool')
+    tensor([[9.]], dtype=torch.float64)
+    """
+    kinds = POOLING_TYPES + ("feature_means",)
+    if how not in kinds:
+        raise fail("how", f"one of {kinds}", how)
+    values = torch.as_tensor(values)
+    flat = values.reshape(values.shape[0], values.shape[1] if values.ndim > 1 else 1, -1)
+    flat = flat.to(torch.float64)
+    if how == "max_pool":
+        return flat.amax(dim=2)
+    if how == "l1_pool":
+        return flat.abs().sum(dim=2)
+    if how == "l2_pool":
+        return flat.square().sum(dim=2).sqrt()
+    if how == "feature_means":
+        return flat.mean(dim=2)
+    ordered = flat.sort(dim=2).values
+    middle = ordered.shape[2] // 2
+    if ordered.shape[2] % 2:
+        return ordered[:, :, middle]
+    return (ordered[:, :, middle - 1] + ordered[:, :, middle]) / 2
+
+
+@public
 def activation_patterns(
-    array: np.ndarray, activation_type: str = "unit_level", kernel_inds: Sequence[int] | None = None
+    array: np.ndarray,
+    activation_type: str = "unit_level",
+    kernel_inds: Sequence[int] | None = None,
+    positions: tuple | None = None,
 ) -> np.ndarray:
     """One pattern (row) per image: ``(n, C, ...)`` -> ``(n, features)``.
 
@@ -486,11 +538,18 @@ def activation_patterns(
     ----------
     array : numpy.ndarray
         A layer's activations, images first.
-    activation_type : {'unit_level', 'feature_means'}
+    activation_type : str, default 'unit_level'
         ``'unit_level'``: every unit; ``'feature_means'``: each channel's
-        mean over space (see :func:`feature_means`).
+        mean over space (see :func:`feature_means`); ``'max_pool'``,
+        ``'median_pool'``, ``'l1_pool'``, ``'l2_pool'``: each channel's
+        maximum, median, L1 or L2 norm over space (float64, see
+        :func:`pool_channels`).
     kernel_inds : sequence of int, optional
         Keep only these channels (the second axis); default all.
+    positions : tuple (rows, cols), optional
+        Keep only these rows and columns of a spatial layer (``(n, C, H,
+        W)``) before pooling: two sequences of int (or ``None`` for all);
+        default every position.
 
     Examples
     --------
@@ -498,16 +557,26 @@ def activation_patterns(
     >>> activation_patterns(acts, 'feature_means', kernel_inds=[1])
     array([[ 5.5],
            [13.5]])
+    >>> activation_patterns(acts, 'max_pool', positions=([0], None))
+    array([[ 1.,  5.],
+           [ 9., 13.]])
     """
-    if activation_type not in ACTIVATION_TYPES:
-        raise InvalidInputError(
-            f"The 'activation_type' parameter of activation_patterns must be one of "
-            f"{ACTIVATION_TYPES}; got {activation_type!r} instead."
-        )
-    if activation_type == "feature_means":
-        array = feature_means(array)
+    known = ACTIVATION_TYPES + POOLING_TYPES
+    if activation_type not in known:
+        raise fail("activation_type", f"one of {known}", activation_type)
     if kernel_inds is not None:
         array = array[:, np.asarray(kernel_inds, dtype=np.intp)]
+    if positions is not None:
+        if array.ndim != 4:
+            raise fail("positions", "None for a layer without rows and columns",
+                       positions)
+        rows, cols = (np.arange(size) if chosen is None else np.asarray(chosen, dtype=np.intp)
+                      for chosen, size in zip(positions, array.shape[2:]))
+        array = array[:, :, rows[:, None], cols[None, :]]
+    if activation_type == "feature_means":
+        array = feature_means(array)
+    elif activation_type in POOLING_TYPES:
+        array = pool_channels(array, activation_type).numpy()
     return array.reshape(array.shape[0], -1)
 
 
