@@ -1,0 +1,234 @@
+"""What the ``interpret`` functions share: images, models, targets and a forward pass with gradients.
+
+A *target* is what a map or a synthesis is about: one channel of a layer
+(summarised over space by a metric, or read at one spatial position), or one
+unit given by its flat index into the layer's output. Layers are addressed by
+the library's labels (``'conv5'`` or ``('conv5', 11)``), every call of a
+module that runs several times included; the forward pass stops right after
+the chosen call, and the hook that catches it is the one
+:mod:`pytorch_feature_analysis.activations` uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_choice, check_device, check_int, check_sequence, fail
+from .activations import _Capture, model_layers, resolve_layers
+from .stimuli import preprocess_images
+
+METRICS = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One channel of a layer, at one ``position`` ``(y, x)`` or (``None``) over all of space."""
+
+    channel: int
+    position: tuple | None = None
+    unit: int | None = None
+
+
+# ---------------------------------------------------------------------------
+# Images and models
+# ---------------------------------------------------------------------------
+
+
+def image_table(images: Any) -> tuple[list, list, list]:
+    """``(images, keys, labels)`` from a sequence, a ``{key: image}`` dict or image dicts.
+
+    An image dict (as :func:`~pytorch_feature_analysis.make_synthetic_stimuli`
+    makes) holds the image under ``'path'`` and labels under its other keys.
+    """
+    expected = "a sequence of images, a dict {key: image} or a list of dicts with a 'path' key"
+    if isinstance(images, dict):
+        if not images:
+            raise fail("images", expected, images)
+        return list(images.values()), list(images), [{} for _ in images]
+    items = check_sequence(images, "images", expected)
+    if all(isinstance(item, dict) for item in items):
+        if not all("path" in item for item in items):
+            raise fail("images", expected, next(i for i in items if "path" not in i))
+        labels = [{k: v for k, v in item.items() if k != "path"} for item in items]
+        return [item["path"] for item in items], list(range(len(items))), labels
+    return items, list(range(len(items))), [{} for _ in items]
+
+
+def model_table(models: Any) -> "OrderedDict[str, nn.Module]":
+    """``{name: model}`` from one model (named ``'model'``) or a dict of models."""
+    if isinstance(models, nn.Module):
+        return OrderedDict(model=models)
+    if not isinstance(models, dict) or not models or not all(
+        isinstance(m, nn.Module) for m in models.values()
+    ):
+        raise fail("models", "a torch.nn.Module or a non-empty dict {name: torch.nn.Module}",
+                   models)
+    return OrderedDict((str(name), model) for name, model in models.items())
+
+
+def pixels_of(images: Sequence, transform: Any, dtype: torch.dtype) -> torch.Tensor:
+    """The preprocessed images, as one CPU tensor of the model's floating dtype."""
+    return preprocess_images(images, transform).to(dtype)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def layer_labels(model: nn.Module, name: str, layers: Any, example: torch.Tensor) -> tuple:
+    """``(book, labels)``: the model's layer book for inputs like ``example``; the chosen labels."""
+    book = model_layers(model, example[:1], original_rgb=False)
+    if layers is None or (isinstance(layers, str) and layers == "all"):
+        raise fail("layers", "a layer name, a label such as ('conv1', 1), or a list of them",
+                   layers)
+    return book, resolve_layers(book, layers, name)
+
+
+@contextlib.contextmanager
+def on_device(model: nn.Module, device: Any) -> Iterator[torch.device]:
+    """Move ``model`` to ``device`` for the block and back afterwards; full float32 inside."""
+    from .activations import full_float32
+
+    device = check_device(device)
+    home = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.to(device)
+    try:
+        with full_float32(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(required_grads|backward hooks).*")
+            yield device
+    finally:
+        model.to(home)
+
+
+# ---------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------
+
+
+def _where(label: tuple, name: str) -> str:
+    return f"layer {label!r} of model {name!r}"
+
+
+def resolve_targets(
+    shape: tuple, label: tuple, name: str, channels: Any, units: Any, position: Any
+) -> list[Target]:
+    """The targets ``channels`` (at ``position``) or ``units`` of a layer of output ``shape``."""
+    where = _where(label, name)
+    if (channels is None) == (units is None):
+        raise fail("channels", "given when units is None, and None when units are given",
+                   f"channels={channels!r}, units={units!r}", raw=True)
+    if units is not None:
+        size = int(np.prod(shape))
+        flat = _ints(units, "units", size, f"{where} has {size} units")
+        return [Target(int(i[0]), tuple(int(v) for v in i[1:]) or None, unit)
+                for unit, i in zip(flat, (np.unravel_index(u, shape) for u in flat))]
+    chosen = _ints(channels, "channels", shape[0], f"{where} has {shape[0]} channels")
+    if position is None:
+        return [Target(channel) for channel in chosen]
+    spatial = tuple(shape[1:])
+    if len(spatial) != 2:
+        raise fail("position", f"None: {where} has no spatial maps (output shape {shape})",
+                   position)
+    if (not isinstance(position, (tuple, list)) or len(position) != 2
+            or not all(isinstance(p, (int, np.integer)) and 0 <= p < s
+                       for p, s in zip(position, spatial))):
+        raise fail("position", f"a pair (y, x) within the {spatial} maps of {where}", position)
+    flat = [int(np.ravel_multi_index((c, *position), shape)) for c in chosen]
+    return [Target(c, tuple(int(p) for p in position), u) for c, u in zip(chosen, flat)]
+
+
+def _ints(values: Any, param: str, size: int, why: str) -> list[int]:
+    values = [values] if isinstance(values, (int, np.integer)) else check_sequence(
+        values, param, "an int or a sequence of ints")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+            0 <= value < size
+        ):
+            raise fail(param, f"ints in [0, {size}) ({why})", value)
+    return [int(value) for value in values]
+
+
+def needs_maps(shape: tuple, label: tuple, name: str, method: str) -> None:
+    """Refuse a layer whose output has no spatial maps (``(channels, height, width)``)."""
+    if len(shape) != 3:
+        raise fail("layers", f"layers with spatial maps for {method!r} ({_where(label, name)} "
+                   f"has output shape {shape})", label)
+
+
+def check_metric(metric: Any) -> str:
+    return check_choice(metric, "metric", METRICS)
+
+
+# ---------------------------------------------------------------------------
+# The forward pass
+# ---------------------------------------------------------------------------
+
+
+class _Reached(Exception):
+    """Raised by the hook once the chosen layer has run: the rest of the pass is skipped."""
+
+
+def layer_output(model: nn.Module, book: dict, label: tuple, pixels: torch.Tensor) -> torch.Tensor:
+    """The output of layer ``label`` for ``pixels``, differentiable, as a copy.
+
+    The copy keeps the value the layer returned even when a later in-place
+    operation (``ReLU(inplace=True)``) rewrites the layer's output tensor.
+    """
+    found: list[torch.Tensor] = []
+
+    def sink(_label: tuple, output: torch.Tensor) -> None:
+        found.append(output.clone())
+        raise _Reached
+
+    with _Capture(model, book, [label], sink):
+        try:
+            model(pixels)
+        except _Reached:
+            pass
+    return found[0]
+
+
+def target_values(output: torch.Tensor, targets: Sequence[Target], metric: str) -> torch.Tensor:
+    """``(n, len(targets))``: each target's activation for each image."""
+    columns = []
+    for target in targets:
+        part = output[:, target.channel]
+        if target.position is not None:
+            part = part[(slice(None), *target.position)]
+        elif part.ndim > 1:
+            part = part.flatten(1)
+            part = part.mean(dim=1) if metric == "mean" else part.amax(dim=1)
+        columns.append(part)
+    return torch.stack(columns, dim=1)
+
+
+def unit_values(model: nn.Module, book: dict, label: tuple, targets: Sequence[Target],
+                metric: str, pixels: torch.Tensor) -> torch.Tensor:
+    """``(n, len(targets))`` activations of the targets for ``pixels`` (with gradients)."""
+    return target_values(layer_output(model, book, label, pixels), targets, metric)
+
+
+def batches(count: int, batch_size: int) -> Iterator[slice]:
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    for start in range(0, count, batch_size):
+        yield slice(start, min(start + batch_size, count))
+
+
+def target_columns(name: str, label: tuple, target: Target) -> dict:
+    """The frame columns naming a model, layer and target."""
+    return {"model": name, "layer": label[0], "layer_num": label[1], "layer_label": label,
+            "channel": target.channel, "position": target.position, "unit": target.unit}
+
+
+def seeded_generator(random_state: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(random_state)
+    return generator

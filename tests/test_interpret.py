@@ -1,0 +1,257 @@
+"""Tests of what-a-unit-sees maps, receptive fields, synthesis and minimal images.
+
+Reference values come from plain torch written here (torch.autograd.grad, a
+guided-ReLU autograd function, explicit loops over occluder positions,
+torch.nn.functional on the layer outputs), numpy and hand-computed geometry --
+never from the code under test.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pytorch_feature_analysis as pfa
+from tiny import tiny_model, to_tensor64
+
+MODEL = tiny_model()
+
+
+def pictures(count=3, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0, 1, size=(size, size, 3)) for _ in range(count)]
+
+
+def pixels(images):
+    return torch.stack([to_tensor64(pfa.load_image(image)) for image in images])
+
+
+def maps(images=None, model=MODEL, layers="conv2", channels=(0, 3), **options):
+    options = {"transform": to_tensor64, "verbose": False, **options}
+    return pfa.attribution_maps(pictures() if images is None else images, model, layers,
+                                channels, **options)
+
+
+def stacked(frame, method, channel):
+    rows = frame[(frame["method"] == method) & (frame["channel"] == channel)]
+    return np.stack(rows.sort_values("image_key")["map"].tolist())
+
+
+# ---------------------------------------------------------------------------
+# Saliency
+# ---------------------------------------------------------------------------
+
+
+def direct_gradient(forward, x, select):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(select(forward(x)).sum(), x)
+    return grad.numpy()
+
+
+@pytest.mark.parametrize("metric", ["mean", "max"])
+def test_saliency_is_the_gradient_of_the_channel_activation(metric):
+    frame = maps(methods="saliency", metric=metric)
+    x = pixels(pictures())
+    for channel in (0, 3):
+        pool = (lambda a: a.mean(dim=(1, 2))) if metric == "mean" else (
+            lambda a: a.amax(dim=(1, 2)))
+        expected = direct_gradient(MODEL[:4], x, lambda out: pool(out[:, channel]))
+        np.testing.assert_allclose(stacked(frame, "saliency", channel), expected, atol=1e-12)
+
+
+def test_saliency_of_a_position_and_of_flat_units():
+    x = pixels(pictures())
+    at = maps(channels=[2], position=(1, 4))
+    expected = direct_gradient(MODEL[:4], x, lambda out: out[:, 2, 1, 4])
+    np.testing.assert_allclose(stacked(at, "saliency", 2), expected, atol=1e-12)
+    assert at["position"][0] == (1, 4) and at["unit"][0] == 2 * 36 + 1 * 6 + 4
+    flat = maps(layers="conv2", channels=None, units=[2 * 36 + 1 * 6 + 4])
+    np.testing.assert_allclose(stacked(flat, "saliency", 2), expected, atol=1e-12)
+    fc = maps(layers=("fc1", 7), channels=[6])
+    expected = direct_gradient(MODEL, x, lambda out: out[:, 6])
+    np.testing.assert_allclose(stacked(fc, "saliency", 6), expected, atol=1e-12)
+
+
+class Reused(nn.Module):
+    """One ReLU module called twice: its second call is its own layer."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.conv2 = nn.Conv2d(4, 4, 3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.conv2(self.relu(self.conv1(x))))
+
+
+def test_every_call_of_a_reused_module_is_a_target():
+    model = Reused().double().eval()
+    labels = list(pfa.model_layers(model, torch.zeros(1, 3, 16, 16).double(), False))
+    assert labels == [("conv1", 1), ("relu1", 2), ("conv2", 3), ("relu2", 4)]
+    frame = maps(model=model, layers=[("relu1", 2), ("relu2", 4)], channels=[1])
+    x = pixels(pictures())
+
+    def first(x):
+        return torch.relu(model.conv1(x))
+
+    def second(x):
+        return torch.relu(model.conv2(first(x)))
+
+    for label, forward in ((("relu1", 2), first), (("relu2", 4), second)):
+        got = np.stack(frame[frame["layer_label"] == label]["map"].tolist())
+        expected = direct_gradient(forward, x, lambda out: out[:, 1].mean(dim=(1, 2)))
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+        assert np.abs(expected).sum() > 0
+
+
+class GuidedReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (x > 0)
+
+
+def test_guided_saliency_passes_only_positive_gradients_through_relus():
+    frame = maps(layers="fc1", channels=[0, 4], methods="guided_saliency")
+
+    def guided(x):
+        out = MODEL[2](GuidedReLU.apply(MODEL[0](x)))
+        return MODEL[6](MODEL[5](GuidedReLU.apply(MODEL[3](out))))
+
+    x = pixels(pictures())
+    for channel in (0, 4):
+        expected = direct_gradient(guided, x, lambda out: out[:, channel])
+        np.testing.assert_allclose(stacked(frame, "guided_saliency", channel), expected,
+                                   atol=1e-12)
+        plain = direct_gradient(MODEL, x, lambda out: out[:, channel])
+        assert not np.allclose(expected, plain)
+
+
+def linear_model():
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AvgPool2d(2),
+                         nn.Conv2d(4, 3, 3)).double().eval()
+
+
+def test_smooth_saliency_is_seeded_and_exact_where_the_gradient_is_constant():
+    model = linear_model()
+    options = dict(model=model, layers="conv2", channels=[1], n_samples=4, noise_level=0.3)
+    smooth = maps(methods=["smooth_saliency", "saliency"], **options)
+    np.testing.assert_allclose(stacked(smooth, "smooth_saliency", 1),
+                               stacked(smooth, "saliency", 1), atol=1e-12)
+    noisy = dict(options, model=MODEL, methods="smooth_saliency")
+    first, again = maps(**noisy), maps(**noisy, batch_size=1)
+    other = maps(**noisy, random_state=1)
+    np.testing.assert_array_equal(stacked(first, "smooth_saliency", 1),
+                                  stacked(again, "smooth_saliency", 1))
+    assert not np.allclose(stacked(first, "smooth_saliency", 1),
+                           stacked(other, "smooth_saliency", 1))
+    assert first["params"][0] == {"metric": "mean", "n_samples": 4, "noise_level": 0.3,
+                                  "random_state": 0}
+
+
+# ---------------------------------------------------------------------------
+# Occlusion and activation maps
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["mean", "max"])
+def test_occlusion_equals_a_loop_over_occluder_positions(metric):
+    window, stride, baseline = (5, 4), (3, 2), 0.25
+    frame = maps(layers="conv2", channels=[0, 4], methods="occlusion", window=window,
+                 stride=stride, baseline=baseline, metric=metric, batch_size=7)
+    pool = (lambda a: a.mean()) if metric == "mean" else (lambda a: a.max())
+    for i, image in enumerate(pixels(pictures())):
+        for channel in (0, 4):
+            with torch.no_grad():
+                start = pool(MODEL[:4](image[None])[0, channel])
+                expected = np.zeros(((16 - 5) // 3 + 1, (16 - 4) // 2 + 1))
+                for r in range(expected.shape[0]):
+                    for c in range(expected.shape[1]):
+                        occluded = image.clone()
+                        occluded[:, 3 * r:3 * r + 5, 2 * c:2 * c + 4] = baseline
+                        expected[r, c] = start - pool(MODEL[:4](occluded[None])[0, channel])
+            got = stacked(frame, "occlusion", channel)[i]
+            np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert frame["params"][0] == {"metric": metric, "window": window, "stride": stride,
+                                  "baseline": baseline}
+
+
+def test_activation_maps_are_the_channel_maps_resampled_and_thresholded():
+    frame = maps(layers="conv2", channels=[1, 2], methods="activation",
+                 interpolation="nearest")
+    x = pixels(pictures())
+    with torch.no_grad():
+        layer = MODEL[:4](x).numpy()  # (3, 5, 6, 6) -> 16 x 16 by nearest resampling
+    rows = np.floor(np.arange(16) * 6 / 16).astype(int)
+    for channel in (1, 2):
+        expected = layer[:, channel][:, rows][:, :, rows]
+        np.testing.assert_allclose(stacked(frame, "activation", channel), expected, atol=1e-12)
+    cut = maps(layers="conv2", channels=[1], methods="activation", interpolation="bilinear",
+               threshold=0.75)
+    smooth = F.interpolate(torch.from_numpy(layer[:, [1]]), size=(16, 16), mode="bilinear",
+                           align_corners=False).numpy()[:, 0]
+    got = stacked(cut, "activation", 1)
+    for image, full in zip(got, smooth):
+        keep = full >= np.quantile(full, 0.75)
+        np.testing.assert_allclose(image[keep], full[keep], atol=1e-12)
+        assert np.all(image[~keep] == 0) and keep.mean() == pytest.approx(0.25, abs=0.01)
+
+
+def test_maps_do_not_depend_on_the_batch_size_and_survive_parquet(tmp_path):
+    images = {("a",): pictures()[0], ("b",): pictures()[1], ("c",): pictures()[2]}
+    options = dict(images=images, channels=[0], window=4, stride=4,
+                   methods=["saliency", "occlusion", "activation"])
+    frame, single = maps(**options), maps(**options, batch_size=1)
+    for method in ("saliency", "occlusion", "activation"):
+        np.testing.assert_allclose(stacked(frame, method, 0), stacked(single, method, 0),
+                                   atol=1e-12)
+    assert sorted(frame["image_key"].unique()) == [("a",), ("b",), ("c",)]
+    path = pfa.save_frame(frame, tmp_path / "maps.parquet")
+    pfa.testing.assert_frames_identical(pfa.load_frame(path), frame)
+
+
+def test_image_labels_become_columns():
+    stimuli = pfa.make_synthetic_stimuli(1, colors=(0, 180), size=16)
+    frame = maps(images=stimuli, channels=[0])
+    assert list(frame["color"]) == [s["color"] for s in stimuli]
+    assert list(frame["obj"]) == [s["obj"] for s in stimuli]
+    assert list(frame["image_key"]) == [0, 1]
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: maps(channels=[5]), r"'channels' parameter of attribution_maps must be ints in "
+                                 r"\[0, 5\) \(layer \('conv2', 4\) of model 'model' has 5 "
+                                 r"channels\); got 5"),
+    (lambda: maps(layers="fc1", channels=[7]), r"has 7 channels\); got 7"),
+    (lambda: maps(channels=None, units=[180]), r"has 180 units\); got 180"),
+    (lambda: maps(layers="fc1", channels=[0], methods="activation"),
+     r"'layers' parameter of attribution_maps must be layers with spatial maps for "
+     r"'activation' \(layer \('fc1', 7\) of model 'model' has output shape \(7,\)\)"),
+    (lambda: maps(layers="fc1", channels=[0], position=(0, 0)), r"no spatial maps"),
+    (lambda: maps(channels=[0], position=(6, 0)), r"a pair \(y, x\) within the \(6, 6\) maps"),
+    (lambda: maps(methods="occlusion", window=(17, 3)),
+     r"'window' parameter of attribution_maps must be at most the preprocessed image size "
+     r"\(16, 16\); got \(17, 3\)"),
+    (lambda: maps(methods="deconvnet"), r"'methods' parameter .* got 'deconvnet'"),
+    (lambda: maps(layers="conv9"), r"Unknown layer 'conv9'"),
+    (lambda: maps(channels=[0], units=[0]), r"'channels' parameter .* None when units are given"),
+    (lambda: maps(metric="median"), r"'metric' parameter .* got 'median'"),
+    (lambda: maps(threshold=1.5, methods="activation"), r"'threshold' parameter"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(pfa.InvalidInputError, match=message):
+        call()
