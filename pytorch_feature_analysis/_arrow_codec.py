@@ -34,6 +34,12 @@ pyarrow's ``b'pandas'`` metadata, so a damaged footer is an error on reading):
     Object columns mixing str and int (``perm``: ``'orig_data'`` and
     permutation numbers) are stored as strings; on reading, strings of
     decimal digits are ints (no original str value looks like one).
+``condensed_float32``
+    A column of matrices saved with condensed storage: each symmetric n x n
+    matrix as its upper triangle above the diagonal, in float32
+    (``list<float>``, ``n (n - 1) / 2`` values); on reading, the full
+    float64 matrix is rebuilt with a zero diagonal, and the frame's ``attrs``
+    say so under :data:`STORAGE_KEY`. Files using it have format_version 2.
 ``json``
     Any other object column (types mixed inside, ints beyond int64, ...) is
     stored as one JSON text per row. Tuples are ``{"__tuple__": [...]}``,
@@ -74,26 +80,33 @@ __all__ = [
     "CHECKSUM_KEY",
     "FORMAT_VERSION",
     "StoredFormatError",
+    "STORAGE_KEY",
     "frame_to_table",
     "table_to_frame",
 ]
 
 METADATA_KEY = b"pytorch_feature_analysis"
 CHECKSUM_KEY = b"pytorch_feature_analysis.crc32"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the condensed_float32 codec (files without it are written as 1)
+#: The ``attrs`` key that says which matrix columns were read from condensed float32 storage.
+STORAGE_KEY = "pytorch_feature_analysis.matrix_storage"
+CONDENSED = "condensed_float32"
 
 
 class StoredFormatError(ValueError):
     """A stored table this library cannot decode (its caller names the file)."""
 
 
-def frame_to_table(df):
+def frame_to_table(df, condensed=()):
     """The Arrow table that stores ``df`` (its index dropped), metadata included.
 
     Parameters
     ----------
     df : pandas.DataFrame
         The frame (not modified); column names must be unique as strings.
+    condensed : sequence of str, default ()
+        Columns of symmetric square matrices with a zero diagonal to store as
+        their upper triangle in float32 (codec ``condensed_float32``).
 
     Returns
     -------
@@ -104,7 +117,8 @@ def frame_to_table(df):
     Raises
     ------
     ValueError
-        If two column names are equal as strings.
+        If two column names are equal as strings, or a matrix of a
+        ``condensed`` column is not square, symmetric and zero on its diagonal.
     TypeError
         If a value is no plain Python value, numpy array or numpy scalar.
 
@@ -128,9 +142,12 @@ def frame_to_table(df):
     native_table = pa.Table.from_pandas(native_frame, preserve_index=False)
 
     arrays, columns = [], []
+    condensed_used = any(name in condensed for name in names)
     for i, name in enumerate(names):
         if i in native:
             array, column = native_table.column(fields[i]), {"codec": "pandas"}
+        elif name in condensed:
+            array, column = _condensed_array(df[name].tolist(), name), {"codec": CONDENSED}
         else:
             array, column = _encode_object_column(df[name].tolist())
         arrays.append(array)
@@ -140,11 +157,11 @@ def frame_to_table(df):
         )
     blob = json.dumps(
         {
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if condensed_used else 1,
             "index": "not stored",
             "rows": len(df),
             "columns": columns,
-            "attrs": df.attrs,
+            "attrs": {key: value for key, value in df.attrs.items() if key != STORAGE_KEY},
         }
     ).encode()
     metadata = dict(native_table.schema.metadata or {})
@@ -153,13 +170,17 @@ def frame_to_table(df):
     return pa.table(arrays, names=fields).replace_schema_metadata(metadata)
 
 
-def table_to_frame(table):
+def table_to_frame(table, metadata=None):
     """The frame stored in ``table`` (plain ``to_pandas()`` without this library's metadata).
 
     Parameters
     ----------
     table : pyarrow.Table
         A table read from a parquet file.
+    metadata : dict, optional
+        The schema metadata of the whole file, for a table holding some of
+        its rows and columns (read with filters or a column selection); the
+        stored columns missing from ``table`` are left out.
 
     Returns
     -------
@@ -179,14 +200,19 @@ def table_to_frame(table):
     >>> table_to_frame(frame_to_table(pd.DataFrame({'perm': ['orig_data', 1]})))['perm'].tolist()
     ['orig_data', 1]
     """
-    metadata = table.schema.metadata or {}
+    selected = metadata is not None
+    metadata = (metadata if selected else table.schema.metadata) or {}
     if METADATA_KEY not in metadata:
         if CHECKSUM_KEY in metadata:
             raise StoredFormatError("its metadata is missing beside its checksum")
         return table.to_pandas()
     try:
-        frame = _decode_table(table, _stored_columns(table, metadata))
+        columns = _stored_columns(table, metadata, selected)
+        frame = _decode_table(table, columns)
         frame.attrs = json.loads(metadata[METADATA_KEY]).get("attrs", {})
+        storage = {c["name"]: CONDENSED for c in columns if c["codec"] == CONDENSED}
+        if storage:
+            frame.attrs[STORAGE_KEY] = storage
         return frame
     except StoredFormatError:
         raise
@@ -212,8 +238,12 @@ def _metadata_checksum(metadata):
     return zlib.crc32(metadata.get(METADATA_KEY, b"") + b"\0" + metadata.get(b"pandas", b""))
 
 
-def _stored_columns(table, metadata):
-    """The column descriptions of a table written here, checked against the table."""
+def _stored_columns(table, metadata, selected=False):
+    """The column descriptions of a table written here, checked against the table.
+
+    With ``selected``, the table holds some of the rows and columns written:
+    the descriptions of the columns it holds.
+    """
     checksum = str(_metadata_checksum(metadata)).encode()
     if metadata.get(CHECKSUM_KEY, checksum) != checksum:
         raise StoredFormatError("the checksum of its metadata does not match")
@@ -225,19 +255,23 @@ def _stored_columns(table, metadata):
             f"version of pytorch_feature_analysis reads format_version {FORMAT_VERSION} "
             "and older; upgrade pytorch_feature_analysis to read it"
         )
-    if description.get("rows", table.num_rows) != table.num_rows:
+    columns = description["columns"]
+    if selected:
+        held = set(table.schema.names)
+        columns = [column for column in columns if column["field"] in held]
+    elif description.get("rows", table.num_rows) != table.num_rows:
         raise StoredFormatError(
             f"it holds {table.num_rows} rows where {description['rows']} were written"
         )
     stored = {field.name: _type_text(field.type) for field in table.schema}
-    for column in description["columns"]:
+    for column in columns:
         field, written = column["field"], column.get("arrow_type")
         if field not in stored or written not in (None, stored[field]):
             raise StoredFormatError(
                 f"its column {field!r} is missing or not of the type it was written with "
                 f"({written})"
             )
-    return description["columns"]
+    return columns
 
 
 def _decode_table(table, columns):
@@ -248,6 +282,9 @@ def _decode_table(table, columns):
         field = column["field"]
         if column["codec"] == "pandas":
             data[field] = native[field]
+        elif column["codec"] == CONDENSED:
+            data[field] = pd.Series(_object_array(_full_matrices(table.column(field))),
+                                    dtype=object)
         else:
             values = _decode_object_column(table.column(field), column)
             data[field] = pd.Series(_object_array(values), dtype=object)
@@ -263,6 +300,47 @@ def _object_array(values):
     for i, value in enumerate(values):
         array[i] = value
     return array
+
+
+def _condensed_array(values, name):
+    """``list<float>``: the float32 upper triangle (above the diagonal) of each matrix."""
+    triangles = []
+    for row, value in enumerate(values):
+        matrix = np.asarray(value, dtype=np.float64) if value is not None else None
+        if (matrix is None or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]
+                or not np.array_equal(matrix, matrix.T, equal_nan=True)
+                or np.any(np.diagonal(matrix) != 0)):
+            raise ValueError(
+                f"Condensed storage of column {name!r} needs symmetric square matrices with "
+                f"a zero diagonal; got {_described(matrix)} in row {row} instead."
+            )
+        triangles.append(matrix[np.triu_indices(len(matrix), 1)].astype(np.float32))
+    flat = np.concatenate(triangles) if triangles else np.empty(0, np.float32)
+    return pa.ListArray.from_arrays(_offsets([len(t) for t in triangles]), pa.array(flat))
+
+
+def _described(matrix):
+    if matrix is None:
+        return "None"
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        return f"an array of shape {matrix.shape}"
+    return "an asymmetric matrix" if not np.array_equal(matrix, matrix.T, equal_nan=True) else (
+        "a matrix with a non-zero diagonal")
+
+
+def _full_matrices(column):
+    """The n x n float64 matrices back from their float32 upper triangles."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = array.offsets.to_numpy().astype(np.int64)
+    flat = array.values.to_numpy(zero_copy_only=False).astype(np.float64)
+    matrices = []
+    for start, stop in zip(offsets[:-1], offsets[1:]):
+        n = int(round((1 + math.sqrt(1 + 8 * (stop - start))) / 2))
+        matrix = np.zeros((n, n))
+        rows, cols = np.triu_indices(n, 1)
+        matrix[rows, cols] = matrix[cols, rows] = flat[start:stop]
+        matrices.append(matrix)
+    return matrices
 
 
 def _encode_object_column(values):

@@ -812,7 +812,8 @@ def test_damaged_files_are_errors_naming_the_file(tmp_path, name, content, expec
 
 def test_a_folder_or_a_missing_file_is_named(tmp_path):
     (tmp_path / "sub.parquet").mkdir()
-    with pytest.raises(InvalidInputError, match=r"'path' parameter of load_frame.*not a folder"):
+    with pytest.raises(InvalidInputError, match=r"folder .*sub\.parquet' given to load_frame "
+                       r"holds no parquet part"):
         load_frame(tmp_path / "sub.parquet")
     with pytest.raises(InvalidInputError, match=r"'path' parameter of save_frame.*not a folder"):
         save_frame(rdm_frame(), tmp_path / "sub.parquet")

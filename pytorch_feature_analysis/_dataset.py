@@ -1,0 +1,173 @@
+"""Datasets of parquet parts: one folder standing for one frame (private: :mod:`.io` is the API).
+
+A dataset is a folder of parquet files ("parts"), each written by
+:func:`~pytorch_feature_analysis.save_frame` and so readable alone, with its
+types restored. Parts may sit in hive-style subfolders ``key=value`` (values
+percent-encoded, e.g. ``model=alexnet/part-....parquet``); the key is also a
+column of every part. Files and folders whose name starts with ``.`` or
+``_`` (temporary files of atomic writes, lock files) are not parts. pyarrow
+(``pyarrow.dataset.dataset(folder)``), DuckDB
+(``read_parquet('folder/**/*.parquet')``), polars and ``dask.dataframe``
+read the same folder without this library.
+
+Reading goes part by part: each part is decoded with its own metadata, so
+parts may store a column with different codecs (a ``perm`` column of
+``'orig_data'`` only in one, with permutation numbers in another), and
+filters and column selections are pushed down to pyarrow (row groups and
+parts that cannot match are not read).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from ._arrow_codec import StoredFormatError, table_to_frame
+from ._validation import InvalidInputError, caller, fail
+
+__all__ = ["is_dataset_path", "part_files", "part_path", "read_dataset", "part_columns"]
+
+_HIVE_KEYS = ("model",)
+
+
+def is_dataset_path(path: Any) -> bool:
+    """Whether ``path`` names a dataset folder: it ends in a separator or is a folder."""
+    text = os.fspath(path)
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def _hidden(relative: Path) -> bool:
+    return any(name.startswith((".", "_")) for name in relative.parts)
+
+
+def part_files(folder: Any) -> list[Path]:
+    """Every part of the dataset, in sorted order (none for a missing folder)."""
+    folder = Path(os.fspath(folder))
+    if not folder.is_dir():
+        return []
+    found = (path for path in folder.rglob("*.parquet") if path.is_file())
+    return sorted(path for path in found if not _hidden(path.relative_to(folder)))
+
+
+def part_path(folder: Any, partition: dict, name: str) -> Path:
+    """``folder/key=value/.../name``, values percent-encoded."""
+    folders = [f"{key}={quote(str(value), safe='')}" for key, value in partition.items()]
+    return Path(os.fspath(folder), *folders, name)
+
+
+def part_columns(path: Path) -> list[str]:
+    """The column names of one part, read from its footer."""
+    return list(pq.read_schema(path).names)
+
+
+def _expression(filters: Any, available: list[str]) -> Any:
+    """A pyarrow expression from DNF ``filters``, or None; unknown columns are named."""
+    if filters is None:
+        return None
+    expected = ("None, or a list of (column, op, value) tuples (all must hold) or a list of "
+                "such lists (any may hold), as pyarrow's filters")
+    if not isinstance(filters, list) or not filters:
+        raise fail("filters", expected, filters)
+    conjunctions = filters if isinstance(filters[0], list) else [filters]
+    for conjunction in conjunctions:
+        if not isinstance(conjunction, list) or not all(
+            isinstance(term, tuple) and len(term) == 3 for term in conjunction
+        ):
+            raise fail("filters", expected, filters)
+    unknown = sorted({term[0] for c in conjunctions for term in c} - set(available))
+    if unknown:
+        raise fail("filters", f"filters on columns of the frame ({available})", unknown)
+    try:
+        return pq.filters_to_expression(filters)
+    except (TypeError, ValueError, pa.ArrowException) as error:
+        raise fail("filters", expected, filters) from error
+
+
+def _dataset_of(files: list[Path], folder: Path) -> ds.Dataset:
+    """The parts as one pyarrow dataset with the first part's schema (no schema merging).
+
+    Hive keys that are columns of the parts become partition fields, so
+    filters on them skip whole subfolders.
+    """
+    schema = pq.read_schema(files[0])
+    keys = [schema.field(key) for key in _HIVE_KEYS if key in schema.names]
+    partitioning = ds.partitioning(pa.schema(keys), flavor="hive") if keys else None
+    return ds.dataset([os.fspath(f) for f in files], schema=schema, format="parquet",
+                      partitioning=partitioning, partition_base_dir=os.fspath(folder))
+
+
+def read_dataset(folder: Any, filters: Any = None, columns: Any = None) -> pd.DataFrame:
+    """The frame held by the parts of ``folder``: the rows ``filters`` keep, ``columns`` only."""
+    folder = Path(os.fspath(folder))
+    files = [folder] if folder.is_file() else part_files(folder)
+    folder = folder.parent if folder.is_file() else folder
+    if not files:
+        raise InvalidInputError(
+            f"The folder {os.fspath(folder)!r} given to {caller()} holds no parquet part "
+            "(a dataset folder holds .parquet files, possibly in key=value subfolders)."
+        )
+    first = part_columns(files[0])
+    expression = _expression(filters, first)
+    columns = _checked_columns(columns, first)
+    options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    frames, attrs = [], {}
+    for fragment in _dataset_of(files, folder).get_fragments(filter=expression):
+        path = Path(fragment.path)
+        schema = fragment.physical_schema
+        _check_same_columns(path, schema.names, files[0], first)
+        try:
+            table = fragment.to_table(schema=schema, filter=expression, columns=columns,
+                                      fragment_scan_options=options)
+            frame = table_to_frame(table, schema.metadata)
+        except (pa.ArrowException, OSError, StoredFormatError) as error:
+            raise InvalidInputError(
+                f"The part {os.fspath(path)!r} of the dataset {os.fspath(folder)!r} given to "
+                f"{caller()} cannot be read ({type(error).__name__}: {error}); delete it to "
+                "compute it again, or restore it from a copy."
+            ) from error
+        _merge_attrs(attrs, frame.attrs)
+        if len(frame) or not frames:
+            frames.append(frame)
+    result = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    if columns is not None:
+        result = result[columns]
+    result.attrs = attrs
+    return result
+
+
+def _checked_columns(columns: Any, available: list[str]) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise fail("columns", "None or a list of column names", columns)
+    unknown = [column for column in columns if column not in available]
+    if unknown:
+        raise fail("columns", f"columns of the dataset ({available})", unknown)
+    return list(columns)
+
+
+def _check_same_columns(path: Path, names: list, first_path: Path, first: list) -> None:
+    if set(names) != set(first):
+        extra = sorted(set(names) - set(first))
+        lacking = sorted(set(first) - set(names))
+        raise InvalidInputError(
+            f"The part {os.fspath(path)!r} belongs to another study than "
+            f"{os.fspath(first_path)!r}: it has the extra columns {extra} and lacks {lacking}. "
+            "Keep the parts of one study per folder (move that part away)."
+        )
+
+
+def _merge_attrs(merged: dict, attrs: dict) -> None:
+    """Merge the ``attrs`` of a part: dict values are merged, others kept from the first part."""
+    for key, value in attrs.items():
+        if isinstance(value, dict) and isinstance(merged.get(key, {}), dict):
+            merged.setdefault(key, {}).update(value)
+        else:
+            merged.setdefault(key, value)
