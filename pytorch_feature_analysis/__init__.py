@@ -29,6 +29,7 @@ from . import (
     parallel,
     plotting,
     rdms,
+    scores,
     selection,
     stimuli,
     targets,
@@ -48,6 +49,7 @@ from .models import *  # noqa: F401,F403
 from .parallel import *  # noqa: F401,F403
 from .plotting import *  # noqa: F401,F403
 from .rdms import *  # noqa: F401,F403
+from .scores import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
 from .targets import *  # noqa: F401,F403
@@ -64,6 +66,7 @@ __all__ = ["InvalidInputError"] + [
         rdms,
         meta,
         targets,
+        scores,
         frames,
         io,
         selection,

@@ -26,14 +26,13 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import squareform
 
-from ._contract import DERIVED_COLUMNS, PER_RDM_COLUMNS, RDM_COLUMNS, check_rdm_frame, rdm_cells
-from ._validation import check_choice, fail, problem, public
-from .dissim import COMPARISON_METHODS, compare_rdms, compute_rdms, resolve_metrics
+from ._contract import RDM_COLUMNS, check_rdm_frame, rdm_cells
+from ._validation import fail, problem, public
+from .dissim import compute_rdms, resolve_metrics
 from .io import save_frame
 
 __all__ = [
-    "MEASURED", "rdms_from_patterns", "rdms_from_matrices", "compare_to_targets",
-    "to_rsatoolbox", "from_rsatoolbox",
+    "MEASURED", "rdms_from_patterns", "rdms_from_matrices", "to_rsatoolbox", "from_rsatoolbox",
 ]
 
 #: The ``activation_type`` of measured RDMs.
@@ -383,91 +382,3 @@ def from_rsatoolbox(rdms: Any) -> pd.DataFrame:
                    entry_keys=[tuple(keys)] * rdms.n_rdm, entry_labels=[entry_labels] * rdms.n_rdm)
     order = rdms.descriptors.get("pfa_columns") or list(columns)
     return pd.DataFrame({column: columns[column] for column in order})
-
-
-def _described_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns that say which RDM a row is (not its content)."""
-    content = set(PER_RDM_COLUMNS) | set(DERIVED_COLUMNS)
-    return [column for column in frame.columns if column not in content
-            and not column.startswith("entry_labels") and not column.startswith("entry_keys")]
-
-
-def _aligned(target: pd.Series, keys: tuple, on_missing: str, position: int) -> tuple:
-    """The target's matrix in the order of ``keys`` (an error naming missing/extra ones)."""
-    target_keys = [tuple(key) for key in target["entry_keys"]]
-    missing = [key for key in keys if key not in target_keys]
-    extra = [key for key in target_keys if key not in keys]
-    if (missing or extra) and on_missing == "error":
-        raise problem(f"target row {position} must have the model RDMs' entries: it lacks "
-                      f"{missing} and has {extra} besides; pass on_missing='intersect' to "
-                      "compare on the entries both have.")
-    common = [key for key in keys if key in target_keys]
-    order = [target_keys.index(key) for key in common]
-    matrix = np.asarray(target["matrix"], dtype=np.float64)[np.ix_(order, order)]
-    return common, matrix
-
-
-@public
-def compare_to_targets(
-    rdm_df: pd.DataFrame,
-    target_df: pd.DataFrame,
-    method: str = "spearman",
-    on_missing: str = "error",
-) -> pd.DataFrame:
-    """Score every model RDM against every target (measured) RDM.
-
-    Entries are matched by ``entry_keys``, never by position: a target that
-    lists the conditions in another order gives the same score.
-
-    Parameters
-    ----------
-    rdm_df : pandas.DataFrame
-        Model RDMs (e.g. from :func:`~pytorch_feature_analysis.get_rdms`).
-    target_df : pandas.DataFrame
-        Target RDMs (e.g. from :func:`rdms_from_patterns`).
-    method : {'pearson', 'spearman', 'kendall_tau_a', 'cosine'}, default 'spearman'
-        As :func:`~pytorch_feature_analysis.compare_rdms`.
-    on_missing : {'error', 'intersect'}, default 'error'
-        Entries of one side that the other lacks are an error naming them,
-        or left out (``'intersect'``; ``entries`` records how many remain).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per model RDM x target RDM: the model RDM's describing
-        columns (``model``, ``layer``, ``dissim_metric``, labels, ...), the
-        target's with a ``target_`` prefix, ``method``, ``entries`` (how many
-        were compared) and ``score``.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> sets = [({'model': 'fmri', 'layer': 'IT'},
-    ...          {(s,): rng.normal(size=20) for s in 'abcd'}, ('stimulus',))]
-    >>> target = rdms_from_patterns(sets)
-    >>> model = target.assign(model='net', layer='fc1')
-    >>> scores = compare_to_targets(model, target).round({'score': 9})
-    >>> scores[['model', 'target_layer', 'score']].values.tolist()
-    [['net', 'IT', 1.0]]
-    """
-    check_rdm_frame(rdm_df, "rdm_df", ["matrix", "entry_keys"])
-    check_rdm_frame(target_df, "target_df", ["matrix", "entry_keys"])
-    check_choice(method, "method", COMPARISON_METHODS)
-    check_choice(on_missing, "on_missing", ("error", "intersect"))
-    model_columns, target_columns = _described_columns(rdm_df), _described_columns(target_df)
-    rows = []
-    for keys, group in rdm_df.groupby(rdm_df["entry_keys"].map(tuple), sort=False):
-        for position, (_, target) in enumerate(target_df.iterrows()):
-            common, matrix = _aligned(target, keys, on_missing, position)
-            if len(common) < 3:
-                raise problem(f"target row {position} shares {len(common)} entries with the "
-                              "model RDMs; a comparison needs at least 3.")
-            index = [keys.index(key) for key in common]
-            models = [np.asarray(m, dtype=np.float64)[np.ix_(index, index)]
-                      for m in group["matrix"]]
-            scores = compare_rdms(models, [matrix], method=method)[:, 0]
-            described = {f"target_{c}": target[c] for c in target_columns}
-            for (_, model), score in zip(group.iterrows(), scores):
-                rows.append({**{c: model[c] for c in model_columns}, **described,
-                             "method": method, "entries": len(common), "score": float(score)})
-    return pd.DataFrame(rows)

@@ -86,6 +86,7 @@ CALLS = {
     "plot_rdm_grid": lambda **kw: pfa.plot_rdm_grid(kw["rdm_df"], col="layer"),
     "to_rsatoolbox": lambda **kw: pfa.to_rsatoolbox(kw["rdm_df"]),
     "compare_to_targets": lambda **kw: pfa.compare_to_targets(kw["rdm_df"], rdm_frame()),
+    "compare_models": lambda **kw: pfa.compare_models(kw["rdm_df"], rdm_frame(), bootstrap=5),
 }
 ALIASES = {"compute_etas_for_model_and_imageset_fast": "unit_anova", "my_mds": "rdm_mds"}
 # Generic frame helpers and writers take any frame: no column is required of them.

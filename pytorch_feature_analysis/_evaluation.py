@@ -1,0 +1,176 @@
+"""Model RDMs against groups of target RDMs: matching, point scores and resamples.
+
+An :class:`Evaluation` holds the model RDMs that share one list of entries
+and one target group (the target RDMs of one region or measure, one per
+subject), both reordered to the entries they share. Its methods return
+scores for draws of conditions and subjects; the public functions of
+:mod:`~pytorch_feature_analysis.scores` turn them into frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import _rdm_scores
+from ._contract import DERIVED_COLUMNS, PER_RDM_COLUMNS, stable_seed
+from ._validation import fail, problem
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to score: the comparison method, its noise model, the device."""
+
+    method: str
+    sigma_k: Any = None
+    device: torch.device = torch.device("cpu")
+
+
+def described_columns(frame: pd.DataFrame, leave_out: Any = None) -> list[str]:
+    """Columns that say which RDM a row is (not its content)."""
+    content = set(PER_RDM_COLUMNS) | set(DERIVED_COLUMNS) | {leave_out}
+    return [column for column in frame.columns if column not in content
+            and not column.startswith("entry_labels") and not column.startswith("entry_keys")]
+
+
+def target_groups(target_df: pd.DataFrame, subject_column: str | None
+                  ) -> list[tuple[dict, pd.DataFrame]]:
+    """Target rows grouped by everything that describes them but the subject.
+
+    Without a subject column every row is a group of its own.
+    """
+    columns = described_columns(target_df, subject_column)
+    groups: dict[Any, list] = {}
+    for position in range(len(target_df)):
+        row = target_df.iloc[position]
+        key = (position if subject_column is None
+               else tuple(_hashable(row[c]) for c in columns))
+        groups.setdefault(key, []).append(position)
+    return [(dict(zip(columns, (target_df.iloc[rows[0]][c] for c in columns))),
+             target_df.iloc[rows]) for rows in groups.values()]
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, (list, dict, np.ndarray)) else value
+
+
+@dataclass
+class Evaluation:
+    """Model RDMs (M) of one entry list against one target group (S subjects)."""
+
+    models: pd.DataFrame
+    target: dict
+    entries: list
+    dropped: tuple
+    model_matrices: torch.Tensor
+    target_matrices: torch.Tensor
+    seed: int
+
+    @property
+    def subjects(self) -> int:
+        return self.target_matrices.shape[0]
+
+    def scores(self, options: Options, count: int = 1, model_draws: torch.Tensor | None = None,
+               target_draws: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """(B, M, S) scores for batches of ``count`` draws (the identity where omitted)."""
+        n = len(self.entries)
+        pairs = _rdm_scores.Pairs.of(n, options.device)
+        sigma = condition_variances(options.sigma_k, self.entries, options.device)
+        step = _rdm_scores.batch_size(len(self.models) + self.subjects, n)
+        for start in range(0, count, step):
+            size = min(step, count - start)
+            mine = _batch(model_draws, start, size, n, options.device)
+            theirs = _batch(target_draws, start, size, n, options.device)
+            valid = _rdm_scores.present(mine, pairs) & _rdm_scores.present(theirs, pairs)
+            yield _rdm_scores.scores(
+                _rdm_scores.gather(self.model_matrices, mine, pairs),
+                _rdm_scores.gather(self.target_matrices, theirs, pairs),
+                valid, options.method, theirs, pairs, sigma)
+
+
+def _batch(draws: torch.Tensor | None, start: int, size: int, n: int,
+           device: torch.device) -> torch.Tensor:
+    """Draws ``start`` to ``start + size`` (identity draws when ``draws`` is None)."""
+    if draws is None:
+        return torch.arange(n, device=device).expand(size, n)
+    return draws[start: start + size]
+
+
+def condition_variances(sigma_k: Any, entries: list, device: torch.device) -> torch.Tensor | None:
+    """Per-condition noise variances in the order of ``entries``."""
+    if sigma_k is None:
+        return None
+    if isinstance(sigma_k, (dict, pd.Series)):
+        missing = [key for key in entries if key not in sigma_k and key[0] not in sigma_k]
+        if missing:
+            raise fail("sigma_k", "a variance for every compared entry",
+                       f"none for {missing}", raw=True)
+        values = [sigma_k[key] if key in sigma_k else sigma_k[key[0]] for key in entries]
+    else:
+        values = np.asarray(sigma_k, dtype=np.float64)
+        if values.shape != (len(entries),):
+            raise fail("sigma_k", f"a 1-D array of {len(entries)} variances (one per compared "
+                       "entry) or a mapping from entry key to variance",
+                       f"shape {values.shape}", raw=True)
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise fail("sigma_k", "positive, finite variances", values)
+    return torch.as_tensor(values, device=device)
+
+
+def evaluations(rdm_df: pd.DataFrame, target_df: pd.DataFrame, subject_column: str | None,
+                on_missing: str, random_state: int, device: torch.device) -> list[Evaluation]:
+    """Every (model entry list, target group) pair, both sides on their shared entries."""
+    result = []
+    groups = target_groups(target_df, subject_column)
+    for keys, models in rdm_df.groupby(rdm_df["entry_keys"].map(tuple), sort=False):
+        for target, rows in groups:
+            entries, dropped, matrices = _aligned(rows, list(keys), on_missing)
+            index = [list(keys).index(key) for key in entries]
+            model_matrices = np.stack([np.asarray(m, dtype=np.float64)[np.ix_(index, index)]
+                                       for m in models["matrix"]])
+            result.append(Evaluation(
+                models, target, entries, dropped,
+                torch.as_tensor(model_matrices, device=device),
+                torch.as_tensor(matrices, device=device),
+                stable_seed(random_state, tuple(sorted(map(repr, target.items()))))))
+    return result
+
+
+def _aligned(rows: pd.DataFrame, keys: list, on_missing: str) -> tuple[list, tuple, np.ndarray]:
+    """The entries the models and every target row share, and the targets reordered to them."""
+    row_keys = [[tuple(key) for key in row_entries] for row_entries in rows["entry_keys"]]
+    for position, these in zip(rows.index, row_keys):
+        missing = [key for key in keys if key not in these]
+        extra = [key for key in these if key not in keys]
+        if (missing or extra) and on_missing == "error":
+            raise problem(f"target row {position!r} must have the model RDMs' entries: it lacks "
+                          f"{missing} and has {extra} besides; pass on_missing='intersect' to "
+                          "compare on the entries both have.")
+    entries = [key for key in keys if all(key in these for these in row_keys)]
+    if len(entries) < 3:
+        raise problem(f"target rows {list(rows.index)} share {len(entries)} entries with the "
+                      "model RDMs; a comparison needs at least 3.")
+    matrices = []
+    for position, these, matrix in zip(rows.index, row_keys, rows["matrix"]):
+        order = [these.index(key) for key in entries]
+        matrices.append(_checked_target(matrix, position, these)[np.ix_(order, order)])
+    dropped = tuple(key for key in keys if key not in entries)
+    return entries, dropped, np.stack(matrices)
+
+
+def _checked_target(matrix: Any, position: Any, keys: list) -> np.ndarray:
+    """A target matrix as float64, refused if any dissimilarity is undefined."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    undefined = np.argwhere(np.isnan(np.triu(matrix, 1)))
+    if len(undefined):
+        first, second = undefined[0]
+        raise problem(f"target row {position!r} has {len(undefined)} undefined (NaN) "
+                      f"dissimilarities, e.g. between {keys[first]} and {keys[second]}; "
+                      "a target must be complete on the compared entries (drop those "
+                      "conditions first).")
+    return matrix

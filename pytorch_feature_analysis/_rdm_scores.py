@@ -1,0 +1,184 @@
+"""RDM-vs-RDM scores with missing cells, batched over resamples of conditions.
+
+Everything here works on stacks of RDM matrices indexed by *draws*: a draw is
+a vector of condition indices, the identity for a point estimate, a sample
+with replacement for a bootstrap, a permutation for a permutation test. A
+pair of draws of the same condition is missing (never compared with itself),
+as are pairs a caller marks missing. One call scores ``B`` draws of ``M``
+model RDMs against ``S`` target RDMs at once.
+
+Whitened scores (``'corr_cov'``, ``'cosine_cov'``) follow Diedrichsen et al.
+(2021) as rsatoolbox computes them: the RDM vector is extended by a zero
+diagonal, double-centred by weighted least squares over the cells present
+(so missing cells need no special case), optionally divided by the
+conditions' noise standard deviations (``sigma_k``), and off-diagonal cells
+are weighted by the square root of 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from .dissim import _average_ranks, _kendall_tau_a
+
+#: Every method the scoring functions accept.
+SCORE_METHODS = ("pearson", "spearman", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov")
+
+#: Values held at once by one batch of draws (float64: 8 bytes each).
+_BATCH_VALUES = 2**24
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """The cells above the diagonal of an ``n x n`` RDM."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    n: int
+
+    @classmethod
+    def of(cls, n: int, device: torch.device) -> "Pairs":
+        first, second = torch.triu_indices(n, n, 1, device=device)
+        return cls(first, second, n)
+
+
+def batch_size(rdm_count: int, n: int) -> int:
+    """How many draws of ``rdm_count`` RDMs of ``n`` conditions fit one batch."""
+    return max(1, _BATCH_VALUES // max(1, rdm_count * (n * (n - 1) // 2 + n)))
+
+
+def gather(matrices: torch.Tensor, draws: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """Upper-triangle vectors of ``matrices`` (K, n, n) under ``draws`` (B, n): (B, K, P)."""
+    rows, cols = draws[:, pairs.first], draws[:, pairs.second]
+    return matrices[:, rows, cols].transpose(0, 1)
+
+
+def present(draws: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """Pairs of two different conditions under ``draws`` (B, n): a (B, P) mask."""
+    return draws[:, pairs.first] != draws[:, pairs.second]
+
+
+def scores(models: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, method: str,
+           draws: torch.Tensor, pairs: Pairs, sigma_k: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """Score (B, M, P) model vectors against (B, S, P) target vectors: (B, M, S).
+
+    A model vector with NaN in a present cell scores NaN; so does a constant
+    one (for ``'cosine'``: an all-zero one).
+    """
+    broken = (torch.isnan(models) & valid[:, None]).any(dim=2)
+    models = torch.nan_to_num(models)
+    if method == "kendall_tau_a":
+        result = torch.stack([_kendall_tau_a(m[:, keep], t[:, keep], same=False)
+                              for m, t, keep in zip(models, targets, valid)])
+    elif method in ("corr_cov", "cosine_cov"):
+        centre = method == "corr_cov"
+        result = _products(*(_whitened(v, valid, centre, draws, pairs, sigma_k)
+                             for v in (models, targets)))
+    else:
+        if method == "spearman":
+            models, targets = _ranks(models, valid), _ranks(targets, valid)
+        centre = method != "cosine"
+        result = _products(_unit(models, valid, centre), _unit(targets, valid, centre))
+    result[broken] = math.nan
+    return result
+
+
+def _products(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(first, second.transpose(1, 2)).clamp_(-1.0, 1.0)
+
+
+def _ranks(vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Average ranks among the present cells of each vector (missing cells last)."""
+    filled = vectors.masked_fill(~valid[:, None], math.inf)
+    return _average_ranks(filled.reshape(-1, filled.shape[2])).reshape(filled.shape).double()
+
+
+def _unit(vectors: torch.Tensor, valid: torch.Tensor, centre: bool) -> torch.Tensor:
+    """Present cells scaled to unit length (centred first if asked), missing cells 0.
+
+    NaN vectors where the result is undefined: constant (centred) or all zero,
+    tested exactly rather than through a rounded norm.
+    """
+    mask = valid[:, None].expand_as(vectors)
+    low = vectors.masked_fill(~mask, math.inf).amin(dim=2)
+    high = vectors.masked_fill(~mask, -math.inf).amax(dim=2)
+    if centre:
+        count = mask.sum(dim=2, keepdim=True)
+        vectors = vectors - (vectors * mask).sum(dim=2, keepdim=True) / count
+        degenerate = low == high
+    else:
+        degenerate = (low == 0) & (high == 0)
+    vectors = vectors * mask
+    unit = vectors / torch.linalg.vector_norm(vectors, dim=2, keepdim=True)
+    unit[degenerate] = math.nan
+    return unit
+
+
+def _whitened(vectors: torch.Tensor, valid: torch.Tensor, centre: bool, draws: torch.Tensor,
+              pairs: Pairs, sigma_k: torch.Tensor | None) -> torch.Tensor:
+    """(B, K, P + n) unit vectors in which the cells' noise is isotropic.
+
+    The vector, with a zero diagonal appended, loses its row and column
+    effects by weighted least squares over the cells present (off-diagonal
+    cells weigh 1/2, diagonal ones 1): double centring, with missing cells.
+    """
+    count, n = valid.shape[0], pairs.n
+    weights = valid.to(vectors.dtype)
+    if centre:
+        total = (vectors * weights[:, None]).sum(dim=2, keepdim=True)
+        vectors = vectors - total / weights.sum(dim=1)[:, None, None]
+    extended = torch.cat([-0.5 * vectors * weights[:, None], vectors.new_zeros(
+        (*vectors.shape[:2], n))], dim=2)
+    sums = _condition_sums(extended, weights, pairs)
+    normal = vectors.new_zeros((count, n, n))
+    normal[:, pairs.first, pairs.second] = 0.5 * weights
+    normal = normal + normal.transpose(1, 2)
+    normal += torch.diag_embed(normal.sum(dim=2) + 1.0)
+    effects = torch.linalg.solve(normal[:, None], sums.unsqueeze(-1)).squeeze(-1)
+    fitted = torch.cat([0.5 * (effects[..., pairs.first] + effects[..., pairs.second])
+                        * weights[:, None], effects], dim=2)
+    residual = extended - fitted
+    if sigma_k is not None:
+        residual = residual / _noise_scale(sigma_k[draws], pairs)[:, None]
+    residual[..., : pairs.first.numel()] *= math.sqrt(2.0)
+    return _unit(residual, torch.ones(residual.shape[::2], dtype=torch.bool,
+                                      device=residual.device), centre=False)
+
+
+def _condition_sums(extended: torch.Tensor, weights: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """Per condition, the sum of its present off-diagonal cells and its diagonal cell."""
+    count = pairs.first.numel()
+    cells = extended[..., :count] * weights[:, None]
+    sums = extended[..., count:].clone()
+    sums.index_add_(2, pairs.first, cells)
+    sums.index_add_(2, pairs.second, cells)
+    return sums
+
+
+def _noise_scale(sigma: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """Per drawn cell (off-diagonal, then diagonal), the product of the two noise SDs."""
+    root = torch.sqrt(sigma)
+    return torch.cat([root[:, pairs.first] * root[:, pairs.second], sigma], dim=1)
+
+
+def pooled(vectors: np.ndarray, method: str) -> np.ndarray:
+    """The RDM vector that best represents ``vectors`` (S, P) under ``method``.
+
+    As Nili et al. (2014) and rsatoolbox: cosine methods average vectors scaled
+    to unit root mean square; correlation methods average z-scored vectors
+    (shifted to a minimum of 0); rank methods average ranks.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if method in ("spearman", "kendall_tau_a"):
+        return np.mean([rankdata(v) for v in vectors], axis=0)
+    if method in ("cosine", "cosine_cov"):
+        return np.mean(vectors / np.sqrt(np.mean(vectors**2, axis=1, keepdims=True)), axis=0)
+    centred = vectors - vectors.mean(axis=1, keepdims=True)
+    mean = np.mean(centred / centred.std(axis=1, keepdims=True), axis=0)
+    return mean - mean.min()
