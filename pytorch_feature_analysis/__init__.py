@@ -22,7 +22,9 @@ from . import (
     decoding,
     demo,
     dissim,
+    encoding,
     frames,
+    interpret,
     io,
     meta,
     models,
@@ -34,6 +36,7 @@ from . import (
     stimuli,
     targets,
     testing,
+    video,
 )
 from ._validation import InvalidInputError
 from .activations import *  # noqa: F401,F403
@@ -42,7 +45,9 @@ from .cornet import *  # noqa: F401,F403
 from .decoding import *  # noqa: F401,F403
 from .demo import *  # noqa: F401,F403
 from .dissim import *  # noqa: F401,F403
+from .encoding import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
+from .interpret import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .meta import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
@@ -53,6 +58,7 @@ from .scores import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
 from .targets import *  # noqa: F401,F403
+from .video import *  # noqa: F401,F403
 
 
 __all__ = ["InvalidInputError"] + [
@@ -61,6 +67,7 @@ __all__ = ["InvalidInputError"] + [
         models,
         cornet,
         stimuli,
+        video,
         activations,
         dissim,
         rdms,
@@ -71,8 +78,10 @@ __all__ = ["InvalidInputError"] + [
         io,
         selection,
         plotting,
+        interpret,
         anova,
         decoding,
+        encoding,
         parallel,
         demo,
     )

@@ -93,8 +93,11 @@ def available_models() -> list[str]:
     Returns
     -------
     list of str
-        Every torchvision classification model, plus ``'cornet_z'`` and
-        ``'cornet_s'``, sorted.
+        Every torchvision classification model and video classifier
+        (``'r3d_18'``, ``'mc3_18'``, ``'r2plus1d_18'``, ``'s3d'``, ``'mvit_v2_s'``,
+        ...; their inputs are ``(n, 3, time, height, width)``, see
+        :func:`~pytorch_feature_analysis.video_transform`), plus ``'cornet_z'``
+        and ``'cornet_s'``, sorted.
 
     Examples
     --------
@@ -103,7 +106,8 @@ def available_models() -> list[str]:
     True
     """
     names = torchvision.models.list_models(module=torchvision.models)
-    return sorted(set(names) | set(_CORNET_BUILDERS))
+    videos = torchvision.models.list_models(module=torchvision.models.video)
+    return sorted(set(names) | set(videos) | set(_CORNET_BUILDERS))
 
 
 def _check_model_name(name: str) -> str:

@@ -42,6 +42,11 @@ __all__ = [
     "save_synthetic_stimuli",
 ]
 
+# Video entries (see :mod:`pytorch_feature_analysis.video`) need a video transform.
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv")
+_VIDEO_HINT = (" A video (frames array, list of frames or video file) needs a video "
+               "transform, e.g. transform=pfa.video_transform('r3d_18').")
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -108,7 +113,7 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise InvalidInputError(
             "An image array must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
-            f"got shape {array.shape} instead."
+            f"got shape {array.shape} instead.{_VIDEO_HINT if array.ndim == 4 else ''}"
         )
     if array.dtype == np.uint8:
         return Image.fromarray(array)
@@ -192,10 +197,12 @@ def load_image(image: Any) -> Image.Image:
             with Image.open(path) as opened:
                 return _pil_to_rgb(opened)
         except (UnidentifiedImageError, OSError) as error:
-            raise InvalidInputError(f"Image file {path!r} could not be read as an image: {error}") from error
+            hint = _VIDEO_HINT if path.lower().endswith(_VIDEO_SUFFIXES) else ""
+            raise InvalidInputError(
+                f"Image file {path!r} could not be read as an image: {error}{hint}") from error
     raise InvalidInputError(
         "An image must be a file path, a PIL image or a numpy array; got "
-        f"{type(image).__name__} instead."
+        f"{type(image).__name__} instead.{_VIDEO_HINT if isinstance(image, list) else ''}"
     )
 
 
@@ -216,6 +223,11 @@ def check_images_exist(images: Iterable[Any]) -> None:
     """
     for image in images:
         if not isinstance(image, (str, os.PathLike)):
+            continue
+        if os.fspath(image).lower().endswith(_VIDEO_SUFFIXES):
+            from .video import check_video_file
+
+            check_video_file(image)
             continue
         if not os.path.isfile(image):
             raise FileNotFoundError(f"Image file {os.fspath(image)!r} does not exist.")
@@ -239,7 +251,10 @@ def preprocess_images(images: Sequence[Any], transform: Any = None) -> torch.Ten
         Images as accepted by :func:`load_image`.
     transform : callable, optional
         Takes an RGB PIL image and returns a tensor. Every image must come out
-        the same shape. Default: :func:`default_transform` ``()``. The
+        the same shape. A transform with a ``preprocess_batch`` method (such
+        as :func:`~pytorch_feature_analysis.video_transform`) is given the
+        entries as they are and returns the batch itself (videos: ``(n, 3,
+        time, height, width)``). Default: :func:`default_transform` ``()``. The
         transforms :func:`default_transform` makes, of any size, run their
         conversion to floats and normalisation once for the whole batch (the
         same values, exactly).
@@ -263,6 +278,8 @@ def preprocess_images(images: Sequence[Any], transform: Any = None) -> torch.Ten
     torch.Size([1, 3, 32, 32])
     """
     transform = default_transform() if transform is None else transform
+    if hasattr(transform, "preprocess_batch"):
+        return transform.preprocess_batch(images)
     loaded = [load_image(image) for image in images]
     if isinstance(transform, _DefaultTransform):
         return transform.batch(loaded)

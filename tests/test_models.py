@@ -298,7 +298,7 @@ def test_unknown_model_name_suggests_close_names(typo, suggestion):
     assert "available_models" in str(error.value)
 
 
-def test_available_models_lists_every_torchvision_classification_model():
+def test_available_models_lists_every_torchvision_classification_and_video_model():
     # Classification builders live in modules torchvision.models.<family>;
     # detection, segmentation, video ... builders live one package deeper.
     expected = {
@@ -308,8 +308,15 @@ def test_available_models_lists_every_torchvision_classification_model():
         and not function.__module__.rsplit(".", 1)[1].startswith("_")
     }
     assert {"alexnet", "vgg19", "resnet50", "googlenet", "vit_b_16", "convnext_tiny"} <= expected
+    videos = {
+        name
+        for name, function in inspect.getmembers(torchvision.models.video, inspect.isfunction)
+        if function.__module__.startswith("torchvision.models.video.")
+        and name in torchvision.models.list_models()
+    }
+    assert {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v2_s"} <= videos
     names = pfa.available_models()
-    assert set(names) == expected | {"cornet_z", "cornet_s"}
+    assert set(names) == expected | videos | {"cornet_z", "cornet_s"}
     assert names == sorted(names)
     assert "fasterrcnn_resnet50_fpn" not in names
 
