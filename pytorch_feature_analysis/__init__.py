@@ -22,6 +22,7 @@ from . import (
     decoding,
     demo,
     dissim,
+    encoding,
     frames,
     interpret,
     io,
@@ -44,6 +45,7 @@ from .cornet import *  # noqa: F401,F403
 from .decoding import *  # noqa: F401,F403
 from .demo import *  # noqa: F401,F403
 from .dissim import *  # noqa: F401,F403
+from .encoding import *  # noqa: F401,F403
 from .frames import *  # noqa: F401,F403
 from .interpret import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
@@ -79,6 +81,7 @@ __all__ = ["InvalidInputError"] + [
         interpret,
         anova,
         decoding,
+        encoding,
         parallel,
         demo,
     )

@@ -1,0 +1,654 @@
+"""Encoding models and behaviour probes: layer activations mapped onto measurements.
+
+An encoding model predicts each target -- a voxel's, electrode's or neuron's
+response to an image -- from a layer's activations; a probe predicts a
+behavioural measure (a rating, a category) from them. Each is fitted and
+scored with K-fold cross-validation, every layer of every model from the
+shared extraction plan, and the scores come back as a tidy frame, one row per
+model, layer and target, beside the RDM frame. :func:`convolve_hrf` turns
+event-related features into the design of an encoding model of fMRI time
+series.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import signal, stats
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.metrics import confusion_matrix, get_scorer
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from tqdm.auto import tqdm
+
+from . import _ridge
+from ._plan import check_extraction, plan_analysis, whole_layer_passes
+from ._validation import check_choice, check_int, fail, public
+from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
+from .stimuli import check_images_exist
+
+__all__ = ["fit_encoding_models", "convolve_hrf", "spm_hrf"]
+
+MAPPING_TYPES = ACTIVATION_TYPES + POOLING_TYPES
+# Copies of a layer's float32 activations held while it is fitted (features, float64 blocks).
+_LAYER_COPIES = 3
+
+
+class _Predictions(BaseEstimator):
+    """Predictions made already, handed to a scikit-learn scorer as an estimator's."""
+
+    def __init__(self, predictions: Any = None) -> None:
+        self.predictions = predictions
+
+    def fit(self, features: Any, target: Any) -> "_Predictions":
+        return self
+
+    def predict(self, features: Any) -> Any:
+        return self.predictions
+
+
+class _Regression(RegressorMixin, _Predictions):
+    pass
+
+
+class _Classification(ClassifierMixin, _Predictions):
+    pass
+
+
+def _check_images(images: Any) -> tuple[list, list]:
+    """``(keys, images)``: a dict's keys, or positions ``0 .. n - 1`` of a sequence."""
+    if isinstance(images, dict):
+        keys, values = list(images), list(images.values())
+    elif isinstance(images, (list, tuple)):
+        keys, values = list(range(len(images))), list(images)
+    else:
+        raise fail("images", "a dict {key: image} or a list of images", images)
+    if not values:
+        raise fail("images", "a non-empty dict or list of images", images)
+    check_images_exist(values)
+    return keys, values
+
+
+def _check_responses(responses: Any, keys: list, task: str) -> pd.DataFrame:
+    """The responses, one row per image in the order of ``keys``, checked."""
+    if isinstance(responses, pd.Series):
+        responses = responses.to_frame()
+    if not isinstance(responses, pd.DataFrame) or responses.shape[1] == 0:
+        raise fail("responses", "a DataFrame with one row per image and one column per target",
+                   responses)
+    if responses.index.has_duplicates:
+        twice = sorted(set(responses.index[responses.index.duplicated()]), key=str)
+        raise fail("responses", "one row per image key", f"the keys {twice} twice", raw=True)
+    missing = [key for key in keys if key not in responses.index]
+    wanted = set(keys)
+    extra = [key for key in responses.index if key not in wanted]
+    if missing or extra:
+        raise fail("responses", "indexed by the keys of images (dict keys or list positions)",
+                   f"no row for the images {missing[:10]} and rows for the unknown keys "
+                   f"{extra[:10]}", raw=True)
+    responses = responses.loc[keys]
+    empty = [column for column in responses if responses[column].isna().any()]
+    if empty:
+        raise fail("responses", "free of missing values (NaN)",
+                   f"missing values in the columns {empty[:10]}", raw=True)
+    if task == "regression":
+        text = [c for c in responses if not pd.api.types.is_numeric_dtype(responses[c])]
+        if text:
+            raise fail("responses", "numeric columns for task='regression'",
+                       f"the non-numeric columns {text[:10]}", raw=True)
+    return responses
+
+
+def _check_estimator(estimator: Any, mode: str, task: str) -> Any:
+    if estimator is None:
+        return LogisticRegression(max_iter=1000) if task == "classification" else None
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise fail("estimator", "None or a scikit-learn estimator with fit and predict",
+                   estimator)
+    if mode == "uv":
+        raise fail("estimator", "None with mode='uv' (univariate least squares)", estimator)
+    return estimator
+
+
+def _check_scoring(scoring: Any, mode: str, task: str) -> Callable | None:
+    """``None`` (Pearson r, or accuracy for classification), else a scorer checked on toy data."""
+    if scoring is None:
+        return None
+    if mode == "uv":
+        raise fail("scoring", "None with mode='uv' (Pearson r)", scoring)
+    try:
+        scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+        toy = np.array([0.0, 1.0, 0.0, 1.0])
+        fake = _Classification(toy) if task == "classification" else _Regression(toy)
+        if task == "classification":
+            fake.classes_ = np.array([0.0, 1.0])
+        float(scorer(fake, np.zeros((4, 1)), toy))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise fail("scoring", "None or a scikit-learn scorer (name or callable) computed from "
+                   f"predictions ({error})", scoring) from None
+    return scorer
+
+
+def _check_cv(cv: Any, num_images: int) -> int:
+    cv = check_int(cv, "cv", minimum=2)
+    if cv > num_images:
+        raise fail("cv", f"at most the number of images ({num_images})", cv)
+    return cv
+
+
+def _folds(responses: pd.DataFrame, settings: dict) -> dict:
+    """``{target: [(train, test), ...]}``; one KFold split shared by every regression target."""
+    cv, seed = settings["cv"], settings["random_state"]
+    if settings["task"] == "regression":
+        shared = list(KFold(cv, shuffle=True, random_state=seed).split(responses))
+        return {column: shared for column in responses}
+    folds = {}
+    for column in responses:
+        counts = responses[column].value_counts()
+        if counts.min() < cv:
+            raise fail("responses", f"at least cv={cv} images of every class for "
+                       "task='classification'", f"{counts.min()} of class "
+                       f"{counts.idxmin()!r} in column {column!r}", raw=True)
+        splitter = StratifiedKFold(cv, shuffle=True, random_state=seed)
+        folds[column] = list(splitter.split(responses, responses[column]))
+    return folds
+
+
+def _check_settings(args: dict, num_images: int) -> dict:
+    task = check_choice(args["task"], "task", ("regression", "classification"))
+    mode = check_choice(args["mode"], "mode", ("mv", "uv"))
+    if mode == "uv" and task == "classification":
+        raise fail("mode", "'mv' for task='classification'", mode)
+    check_choice(args["activation_type"], "activation_type", MAPPING_TYPES)
+    cv = _check_cv(args["cv"], num_images)
+    components = args["n_components"]
+    if components is not None:
+        components = check_int(components, "n_components", minimum=1,
+                               maximum=num_images - -(-num_images // cv))
+    alphas = args["alphas"] if args["alphas"] is not None else _ridge.DEFAULT_ALPHAS
+    if (np.ndim(alphas) != 1 or len(alphas) == 0
+            or not np.all(np.isfinite(alphas)) or np.any(np.asarray(alphas) <= 0)):
+        raise fail("alphas", "None or a sequence of positive penalties", alphas)
+    return dict(task=task, mode=mode, cv=cv, n_components=components,
+                alphas=tuple(float(a) for a in alphas),
+                estimator=_check_estimator(args["estimator"], mode, task),
+                scorer=_check_scoring(args["scoring"], mode, task),
+                activation_type=args["activation_type"], random_state=args["random_state"],
+                return_models=bool(args["return_models"]))
+
+
+def _pearson(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson r (NaN where a column is constant)."""
+    truth = truth - truth.mean(axis=0)
+    predictions = predictions - predictions.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (truth * predictions).sum(axis=0) / np.sqrt(
+            (truth * truth).sum(axis=0) * (predictions * predictions).sum(axis=0))
+
+
+def _scores(truth: np.ndarray, predictions: np.ndarray, folds: list, settings: dict) -> np.ndarray:
+    """``(targets, folds)`` scores of out-of-fold predictions (columns are targets)."""
+    scorer = settings["scorer"]
+    per_fold = []
+    for _train, test in folds:
+        if scorer is None and settings["task"] == "regression":
+            per_fold.append(_pearson(truth[test], predictions[test]))
+        elif scorer is None:
+            per_fold.append((truth[test] == predictions[test]).mean(axis=0))
+        else:
+            per_fold.append([_score_one(scorer, truth[test, t], predictions[test, t], settings)
+                             for t in range(truth.shape[1])])
+    return np.asarray(per_fold, dtype=np.float64).T
+
+
+def _score_one(scorer: Callable, truth: np.ndarray, predictions: np.ndarray,
+               settings: dict) -> float:
+    if settings["task"] == "classification":
+        fake = _Classification(predictions)
+        fake.classes_ = np.unique(truth)
+    else:
+        fake = _Regression(predictions)
+    return float(scorer(fake, np.zeros((len(truth), 1)), truth))
+
+
+def _with_pca(estimator: Any, settings: dict) -> Any:
+    if settings["n_components"] is None:
+        return estimator
+    return make_pipeline(PCA(settings["n_components"], random_state=settings["random_state"]),
+                         estimator)
+
+
+def _ridge_predictions(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
+                       device: torch.device) -> tuple:
+    """Out-of-fold predictions of the default ridge, its penalties ``(targets, folds)``
+    and, on request, one scikit-learn ``Ridge`` per fold with those penalties."""
+    gram = _ridge.gram_matrix(features, device)
+    targets = torch.tensor(truth, device=device)
+    predictions = np.empty_like(truth)
+    alphas, models = [], []
+    for train, test in folds:
+        fold, chosen = _ridge.ridge_fold(gram, targets, train, test, settings["alphas"],
+                                         settings["n_components"])
+        predictions[test] = fold.cpu().numpy()
+        alphas.append(chosen)
+        if settings["return_models"]:
+            ridge = Ridge(alpha=chosen if len(chosen) > 1 else chosen[0])
+            models.append(_with_pca(ridge, settings).fit(features[train].astype(np.float64),
+                                                         truth[train]))
+    return predictions, np.stack(alphas, axis=1), models
+
+
+def _estimator_predictions(features: np.ndarray, truth: np.ndarray, folds: list,
+                           settings: dict) -> tuple:
+    """Out-of-fold predictions of a fresh clone of the estimator fitted on each fold."""
+    estimator = _with_pca(settings["estimator"], settings)
+    predictions = np.empty(truth.shape, dtype=np.float64)
+    models = []
+    for train, test in folds:
+        wanted = truth[train] if truth.shape[1] > 1 else truth[train, 0]
+        fitted = clone(estimator).fit(features[train], wanted)
+        predictions[test] = np.asarray(fitted.predict(features[test])).reshape(len(test), -1)
+        if settings["return_models"]:
+            models.append(fitted)
+    return predictions, models
+
+
+def _regression_rows(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
+                     device: torch.device) -> list[dict]:
+    """One row per target of a multivariate regression."""
+    extra: list[dict] = [{} for _ in range(truth.shape[1])]
+    if settings["estimator"] is None:
+        predictions, alphas, models = _ridge_predictions(features, truth, folds, settings,
+                                                         device)
+        for row, chosen in zip(extra, alphas):
+            row["alphas"] = tuple(chosen.tolist())
+    else:
+        predictions, models = _estimator_predictions(features, truth, folds, settings)
+    if settings["return_models"]:
+        for row in extra:
+            row["models"] = tuple(models)
+    scores = _scores(truth, predictions, folds, settings)
+    return [{"fold_scores": tuple(s.tolist()), "score": float(s.mean()), **row}
+            for s, row in zip(scores, extra)]
+
+
+def _location(unit: int, shape: tuple, activation_type: str) -> dict:
+    """The channel, row and column of feature ``unit`` of a layer of ``shape``."""
+    if unit < 0:
+        return {"unit": None, "channel": None, "row": None, "col": None}
+    if activation_type != "unit_level":
+        return {"unit": unit, "channel": unit, "row": None, "col": None}
+    place = [int(i) for i in np.unravel_index(unit, shape)] + [None, None]
+    return {"unit": unit, "channel": place[0], "row": place[1], "col": place[2]}
+
+
+def _univariate_rows(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
+                     shape: tuple, device: torch.device) -> list[dict]:
+    """One row per target: its best single unit, where it is, and its fold scores."""
+    units, scores = _ridge.best_units(features, torch.tensor(truth, device=device), folds)
+    rows = []
+    for target, (unit, fold_scores) in enumerate(zip(units, scores)):
+        row = {"fold_scores": tuple(fold_scores.tolist()), "score": float(fold_scores.mean()),
+               **_location(int(unit), shape, settings["activation_type"])}
+        if settings["return_models"]:
+            row["models"] = tuple(
+                LinearRegression().fit(features[train, unit : unit + 1].astype(np.float64),
+                                       truth[train, target])
+                for train, _test in folds) if unit >= 0 else ()
+        rows.append(row)
+    return rows
+
+
+def _classification_rows(features: np.ndarray, responses: pd.DataFrame, folds: dict,
+                         settings: dict) -> list[dict]:
+    """One row per behavioural column: fold scores, classes and the summed confusion matrix."""
+    estimator = _with_pca(settings["estimator"], settings)
+    rows = []
+    for column in responses:
+        truth = responses[column].to_numpy()
+        classes = np.unique(truth)
+        predictions = np.empty_like(truth)
+        confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+        models = []
+        for train, test in folds[column]:
+            fitted = clone(estimator).fit(features[train], truth[train])
+            predictions[test] = fitted.predict(features[test])
+            confusion += confusion_matrix(truth[test], predictions[test], labels=classes)
+            models.append(fitted)
+        scores = _scores(truth[:, None], predictions[:, None], folds[column], settings)[0]
+        row = {"fold_scores": tuple(scores.tolist()), "score": float(scores.mean()),
+               "classes": tuple(classes.tolist()), "confusion": confusion}
+        if settings["return_models"]:
+            row["models"] = tuple(models)
+        rows.append(row)
+    return rows
+
+
+def _layer_rows(features: np.ndarray, shape: tuple, responses: pd.DataFrame, folds: dict,
+                settings: dict, device: torch.device) -> list[dict]:
+    """Every target's row for one layer (the ``target`` column first)."""
+    if settings["task"] == "classification":
+        rows = _classification_rows(features, responses, folds, settings)
+    else:
+        shared = folds[responses.columns[0]]
+        truth = responses.to_numpy(dtype=np.float64)
+        if settings["mode"] == "uv":
+            rows = _univariate_rows(features, truth, shared, settings, shape, device)
+        else:
+            rows = _regression_rows(features, truth, shared, settings, device)
+    return [{"target": target, **row} for target, row in zip(responses.columns, rows)]
+
+
+def _columns(settings: dict) -> list[str]:
+    columns = ["model", "layer_label", "layer", "layer_num", "activation_type", "target",
+               "fold_scores", "score"]
+    if settings["task"] == "classification":
+        columns += ["classes", "confusion"]
+    elif settings["mode"] == "uv":
+        columns += ["unit", "channel", "row", "col"]
+    elif settings["estimator"] is None:
+        columns += ["alphas"]
+    return columns + (["models"] if settings["return_models"] else [])
+
+
+@public
+def fit_encoding_models(
+    images: Any,
+    models_dict: dict,
+    responses: pd.DataFrame,
+    which_layers: Any = None,
+    *,
+    estimator: Any = None,
+    cv: int = 10,
+    mode: str = "mv",
+    task: str = "regression",
+    scoring: Any = None,
+    activation_type: str = "unit_level",
+    alphas: Sequence[float] | None = None,
+    n_components: int | None = None,
+    random_state: int = 0,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    transform: Callable | None = None,
+    max_memory: int | str | None = None,
+    verbose: bool = True,
+    return_models: bool = False,
+) -> pd.DataFrame:
+    """Cross-validated encoding models (or behaviour probes) of every layer of every model.
+
+    Each image runs once through each model (in batches, in as many forward
+    passes as the memory budget needs); from each chosen layer's activations
+    every target -- a column of ``responses`` -- is predicted with K-fold
+    cross-validation: the model is fitted on the training images of each
+    fold and scored on its test images.
+
+    - ``mode='mv'`` (multivariate): every target from the whole layer. The
+      default estimator is ridge regression with an intercept, fitted for
+      every target at once in closed form (float64, on ``device``), each
+      target's penalty chosen among ``alphas`` by exact leave-one-out error
+      on the fold's training images (as scikit-learn's ``RidgeCV(alphas,
+      alpha_per_target=True)``). Any scikit-learn estimator or pipeline may
+      be given instead, e.g. ``make_pipeline(PCA(100), LinearRegression())``
+      or ``PLSRegression(10)``; a fresh clone is fitted on each fold.
+    - ``mode='uv'`` (univariate): per target, the single feature (unit, or
+      channel for pooled types) whose least-squares prediction has the best
+      mean fold score, and where it is. The score is the best of many, so it
+      is biased upwards as a measure of that feature.
+    - ``task='classification'``: each column is a behavioural label decoded
+      by a classifier (default ``LogisticRegression(max_iter=1000)``),
+      folds stratified by the column, scored by accuracy, with a confusion
+      matrix. ``task='regression'`` with behavioural columns is a regression
+      probe.
+
+    Parameters
+    ----------
+    images : dict or list
+        ``{key: image}`` or a list of images (keys ``0 .. n - 1``); an image
+        is a file path, PIL image or array.
+    models_dict : dict
+        ``{name: prepared model}`` or ``{name: (base_model, weights)}``.
+    responses : pandas.DataFrame
+        One row per image, indexed by its key, and one column per target
+        (voxel, electrode, neuron, rating, label); no missing values.
+    which_layers : None, str, tuple, list or dict
+        ``None``: every layer (with ``original_rgb``); names or labels:
+        those layers of every model; ``{model name: layers}``.
+    estimator : scikit-learn estimator, optional
+        With ``fit`` and ``predict``; default the closed-form ridge
+        (regression) or logistic regression (classification). Not with
+        ``mode='uv'``.
+    cv : int, default 10
+        Folds: ``KFold(cv, shuffle=True, random_state=random_state)`` over
+        the images in the order of ``images`` (``StratifiedKFold`` for
+        classification).
+    mode : {'mv', 'uv'}, default 'mv'
+    task : {'regression', 'classification'}, default 'regression'
+    scoring : str or callable, optional
+        A scikit-learn scorer computed from predictions (``'r2'``,
+        ``'neg_mean_squared_error'``, ``'balanced_accuracy'``, ...), applied
+        to each target and fold; default Pearson r between predicted and
+        measured responses (accuracy for classification). Not with
+        ``mode='uv'``, which scores by Pearson r.
+    activation_type : str, default 'unit_level'
+        The features: every unit (``'unit_level'``), or per channel its mean
+        (``'feature_means'``), maximum (``'max_pool'``), median
+        (``'median_pool'``), L1 norm (``'l1_pool'``) or L2 norm
+        (``'l2_pool'``) over space.
+    alphas : sequence of float, optional
+        Penalties of the default ridge; default ``10**-2 .. 10**8``, one per
+        power of ten.
+    n_components : int, optional
+        Reduce the features to this many principal components before the
+        estimator, with PCA fitted on each fold's training images only
+        (never on its test images).
+    random_state : int, default 0
+        Seed of the folds, of PCA and of models given as ``(base_model,
+        'random')``.
+    batch_size, device, transform
+        As :func:`~pytorch_feature_analysis.get_activations`; the default
+        ridge and univariate search also run on ``device``.
+    max_memory : int, str or None, default None
+        Budget of the activations held at once (bytes or a size such as
+        ``'4GB'``): layers are extracted in as many passes as needed for
+        three float32 copies of each (``images x units x 12`` bytes) to fit,
+        beside one batch's forward pass. The default ridge also holds an
+        ``images x images`` float64 Gram matrix and ``images x targets``
+        float64 targets. ``None``: half of the memory free now.
+    verbose : bool, default True
+        Show progress bars.
+    return_models : bool, default False
+        Add a ``models`` column with the fitted models of each fold (the
+        default ridge as scikit-learn ``Ridge`` objects with the chosen
+        penalties; ``'uv'``: a ``LinearRegression`` of the best unit).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, layer and target, with columns:
+
+        - ``model``: the model's name in ``models_dict``;
+        - ``layer_label``, ``layer``, ``layer_num``: e.g. ``('conv1', 1)``,
+          ``'conv1'``, ``1``;
+        - ``activation_type``: as given;
+        - ``target``: the column of ``responses``;
+        - ``fold_scores``: tuple of the score of each fold;
+        - ``score``: their mean (NaN where a fold's score is undefined, e.g.
+          Pearson r of a constant prediction);
+        - ``alphas`` (default ridge): tuple of each fold's penalty;
+        - ``unit``, ``channel``, ``row``, ``col`` (``'uv'``): the best
+          feature's index among the layer's features and its place in the
+          layer (``None`` where the layer or feature has no such axis, or no
+          unit has a defined score);
+        - ``classes``, ``confusion`` (classification): the sorted labels and
+          the confusion matrix (rows measured, columns predicted) summed over
+          the folds;
+        - ``models`` (``return_models``): tuple of the fitted models, one per
+          fold.
+
+    Raises
+    ------
+    InvalidInputError, FileNotFoundError
+        Before any forward pass: responses not indexed by the image keys
+        (the missing and unknown keys named), missing values, fewer images
+        than folds, an estimator without ``fit``/``predict``, an unknown
+        activation type, mode or scorer, an unknown model or layer.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import pytorch_feature_analysis as pfa
+    >>> stimuli = pfa.make_synthetic_stimuli(num_objects=4, size=32)
+    >>> images = {i: s['path'] for i, s in enumerate(stimuli)}
+    >>> voxels = pd.DataFrame(np.random.default_rng(0).normal(size=(16, 2)),
+    ...                       columns=['v1', 'v2'])
+    >>> scores = pfa.fit_encoding_models(images, {'alexnet': ('alexnet', 'random')}, voxels,
+    ...                                  ['conv1', 'fc3'], cv=4, verbose=False)
+    >>> scores[['layer', 'target']].values.tolist()
+    [['conv1', 'v1'], ['conv1', 'v2'], ['fc3', 'v1'], ['fc3', 'v2']]
+    >>> len(scores.loc[0, 'fold_scores'])
+    4
+    """
+    keys, image_list = _check_images(images)
+    settings = _check_settings(dict(locals()), len(keys))
+    responses = _check_responses(responses, keys, settings["task"])
+    folds = _folds(responses, settings)
+    extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
+    plan = plan_analysis(models_dict, which_layers, image_list[0], extraction,
+                         weights_seed=random_state)
+    rows: list[dict] = []
+    total = sum(len(model_plan.layers) for model_plan in plan.models.values())
+    with tqdm(total=total, disable=not verbose, desc="encoding models", unit="layer") as bar:
+        for model_plan in plan.models.values():
+            for layers in whole_layer_passes(model_plan, len(image_list), extraction,
+                                             _LAYER_COPIES):
+                activations = get_activations(
+                    image_list, model_plan.model, layers, batch_size=extraction.batch_size,
+                    device=extraction.device, transform=extraction.transform,
+                    verbose=extraction.verbose, layer_book=model_plan.book)
+                for label in layers:
+                    features = activation_patterns(activations.pop(label), activation_type)
+                    common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
+                              "layer_num": label[1], "activation_type": activation_type}
+                    rows += [{**common, **row} for row in _layer_rows(
+                        features, model_plan.shape(label), responses, folds, settings,
+                        extraction.device)]
+                    bar.update(1)
+    return pd.DataFrame(rows, columns=_columns(settings))
+
+
+@public
+def spm_hrf(dt: float, length: float = 32.0) -> np.ndarray:
+    """SPM's canonical haemodynamic response, sampled every ``dt`` seconds.
+
+    The double gamma ``g(t) = f(t; 6) - f(t; 16) / 6``, ``f(t; a)`` the
+    gamma density of shape ``a`` and scale 1 s (SPM's parameters: response
+    delay 6 s, undershoot delay 16 s, dispersions 1, response to undershoot
+    ratio 6, onset 0, length 32 s), at ``t = 0, dt, 2 dt, ...`` up to
+    ``length``, divided by its sum.
+
+    Parameters
+    ----------
+    dt : float
+        Seconds between samples (> 0).
+    length : float, default 32.0
+        Seconds covered (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, ``ceil(length / dt) + 1`` samples summing to 1.
+
+    Examples
+    --------
+    >>> hrf = spm_hrf(1.0)
+    >>> len(hrf), int(hrf.argmax()), round(float(hrf.sum()), 6)
+    (33, 5, 1.0)
+    """
+    for value, name in ((dt, "dt"), (length, "length")):
+        if not isinstance(value, (int, float, np.number)) or not value > 0 or value == np.inf:
+            raise fail(name, "a positive number of seconds", value)
+    times = np.arange(int(np.ceil(length / dt)) + 1) * float(dt)
+    curve = stats.gamma.pdf(times, 6.0) - stats.gamma.pdf(times, 16.0) / 6.0
+    return curve / curve.sum()
+
+
+def _check_events(features: Any, onsets: Any, durations: Any) -> tuple:
+    values = np.asarray(features, dtype=np.float64) if not isinstance(features, pd.DataFrame) \
+        else features.to_numpy(dtype=np.float64)
+    if values.ndim not in (1, 2) or not len(values) or not np.all(np.isfinite(values)):
+        raise fail("features", "finite numbers, one row per event", features)
+    times = []
+    for value, name in ((onsets, "onsets"), (durations, "durations")):
+        array = np.asarray(value, dtype=np.float64)
+        if array.shape != (len(values),) or not np.all(np.isfinite(array)) or np.any(array < 0):
+            raise fail(name, f"{len(values)} non-negative seconds, one per event (row of "
+                       "features)", value)
+        times.append(array)
+    return values, times[0], times[1]
+
+
+@public
+def convolve_hrf(
+    features: Any,
+    onsets: Sequence[float],
+    durations: Sequence[float],
+    n_volumes: int,
+    tr: float,
+    oversampling: int = 16,
+) -> Any:
+    """Event-related feature time courses convolved with the canonical HRF, one row per volume.
+
+    Each event (a row of ``features``, e.g. one image's layer features) is
+    a boxcar of its values from its onset for its duration (at least one
+    time bin) on a grid of ``tr / oversampling`` seconds; the summed boxcars
+    are convolved with :func:`spm_hrf` on that grid and read at each
+    volume's acquisition time ``v * tr`` -- the design of an encoding model
+    of fMRI time series. Events after the last volume have no effect.
+
+    Parameters
+    ----------
+    features : array-like or pandas.DataFrame
+        ``(events,)`` or ``(events, features)``.
+    onsets, durations : sequence of float
+        Seconds, one per event.
+    n_volumes : int
+        Volumes of the time series.
+    tr : float
+        Seconds between volumes.
+    oversampling : int, default 16
+        Time bins per volume (SPM's microtime resolution).
+
+    Returns
+    -------
+    numpy.ndarray or pandas.DataFrame
+        ``(n_volumes,)`` or ``(n_volumes, features)`` float64; a DataFrame
+        (one row per volume, ``features``' columns) for a DataFrame.
+
+    Examples
+    --------
+    >>> design = convolve_hrf([[1.0, 2.0]], onsets=[0.0], durations=[60.0], n_volumes=30, tr=2.0)
+    >>> design.shape, design[-1].round(4).tolist()
+    ((30, 2), [1.0, 2.0])
+    """
+    values, onsets, durations = _check_events(features, onsets, durations)
+    n_volumes = check_int(n_volumes, "n_volumes", minimum=1)
+    oversampling = check_int(oversampling, "oversampling", minimum=1)
+    if not isinstance(tr, (int, float, np.number)) or not 0 < tr < np.inf:
+        raise fail("tr", "a positive number of seconds", tr)
+    step = float(tr) / oversampling
+    grid = np.zeros((n_volumes * oversampling,) + values.shape[1:])
+    for value, onset, duration in zip(values, onsets, durations):
+        start = int(round(onset / step))
+        stop = max(start + 1, int(round((onset + duration) / step)))
+        grid[start:stop] += value
+    hrf = spm_hrf(step).reshape((-1,) + (1,) * (values.ndim - 1))
+    convolved = signal.fftconvolve(grid, hrf, axes=0)[: len(grid)]
+    sampled = convolved[::oversampling]
+    if isinstance(features, pd.DataFrame):
+        return pd.DataFrame(sampled, columns=features.columns)
+    return sampled
