@@ -61,7 +61,7 @@ class MapOptions:
         return {name: getattr(self, name) for name in names}
 
 
-def _pair(value: Any, param: str) -> tuple:
+def check_pair(value: Any, param: str) -> tuple:
     pair = (value, value) if isinstance(value, (int, np.integer)) else value
     if (not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
@@ -84,8 +84,8 @@ def map_options(metric: str, window: Any, stride: Any, baseline: Any, interpolat
     """Check every option once, before any forward pass."""
     return MapOptions(
         metric=metric,
-        window=_pair(window, "window"),
-        stride=_pair(stride, "stride"),
+        window=check_pair(window, "window"),
+        stride=check_pair(stride, "stride"),
         baseline=_number(baseline, "baseline", -np.inf),
         interpolation=check_choice(interpolation, "interpolation", INTERPOLATIONS),
         threshold=None if threshold is None else _number(threshold, "threshold", 0.0, 1.0),

@@ -21,10 +21,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from ._attribution import METHODS, SPATIAL_METHODS, check_window, compute_maps, map_options
+from ._attribution import (
+    METHODS,
+    SPATIAL_METHODS,
+    check_pair,
+    check_window,
+    compute_maps,
+    map_options,
+)
 from ._interpret_core import (
     batches,
     check_metric,
@@ -38,9 +47,11 @@ from ._interpret_core import (
     resolve_targets,
     target_columns,
 )
+from ._receptive_field import crop, layer_geometry
 from ._validation import check_bool, check_sequence, fail, public
+from .activations import get_activations
 
-__all__ = ["attribution_maps"]
+__all__ = ["attribution_maps", "receptive_fields", "empirical_receptive_fields"]
 
 
 def _check_methods(methods: Any) -> list[str]:
@@ -206,7 +217,7 @@ def attribution_maps(
                         rows += _rows(name, label, targets, method, options, maps,
                                       keys[part], labels[part])
                         progress.update(part.stop - part.start)
-    return _frame(rows)
+    return _frame(rows, ("unit", "position", "image_key"))
 
 
 def _rows(name, label, targets, method, options, maps, keys, labels) -> list[dict]:
@@ -219,9 +230,194 @@ def _rows(name, label, targets, method, options, maps, keys, labels) -> list[dic
     ]
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    """The frame of ``rows``, with ``unit`` and ``position`` kept as objects (ints or None)."""
+def _frame(rows: list[dict], objects: tuple) -> pd.DataFrame:
+    """The frame of ``rows``, with the ``objects`` columns kept as Python objects (or None)."""
     frame = pd.DataFrame(rows)
-    for column in ("unit", "position", "image_key"):
+    for column in objects:
         frame[column] = pd.Series([row[column] for row in rows], dtype=object)
     return frame
+
+
+# ---------------------------------------------------------------------------
+# Receptive fields
+# ---------------------------------------------------------------------------
+
+
+def _positions(positions: Any, spatial: tuple, label: tuple, name: str) -> list:
+    if positions is None:
+        return [None]
+    single = isinstance(positions, tuple) and len(positions) == 2 and all(
+        isinstance(p, (int, np.integer)) for p in positions)
+    chosen = [positions] if single else check_sequence(
+        positions, "positions", "a pair (y, x) or a list of pairs")
+    for position in chosen:
+        if (not isinstance(position, (tuple, list)) or len(position) != 2 or not all(
+                isinstance(p, (int, np.integer)) and 0 <= p < n
+                for p, n in zip(position, spatial))):
+            raise fail("positions", f"pairs (y, x) within the {spatial} maps of layer "
+                       f"{label!r} of model {name!r}", position)
+    return [tuple(int(p) for p in position) for position in chosen]
+
+
+@public
+def receptive_fields(models: Any, layers: Any, positions: Any = None, *,
+                     image_size: int | tuple = 224) -> pd.DataFrame:
+    """The theoretical receptive field of units, from the geometry of the layers below them.
+
+    Sizes grow through each convolution and pooling layer by
+    ``dilation * (kernel - 1)`` times the current stride in pixels, strides
+    multiply, and padding shifts the field's first pixel (pointwise layers,
+    normalisation and dropout change nothing).
+
+    Parameters
+    ----------
+    models : torch.nn.Module or dict
+        One model (named ``'model'``) or ``{name: model}``; the layers up to
+        each target must form a chain (each taking the previous one's output).
+    layers : str, tuple or list
+        Layer names or labels, of layers with spatial maps.
+    positions : tuple (y, x) or list of them, optional
+        Units whose input region is wanted; default none (geometry only).
+    image_size : int or (height, width), default 224
+        The preprocessed image size (it sets the map sizes and the clipping).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, layer and position, with columns ``model``,
+        ``layer``, ``layer_num``, ``layer_label``, ``size`` (field height and
+        width in pixels), ``stride`` (pixels between neighbouring units),
+        ``offset`` (first pixel row and column of unit ``(0, 0)``'s field,
+        negative where it begins in the padding), ``map_size`` (the layer's
+        map height and width), ``position`` (``(y, x)`` or ``None``) and
+        ``region`` (``((top, bottom), (left, right))``, end-exclusive, clipped
+        to the image; ``None`` without a position).
+
+    Raises
+    ------
+    InvalidInputError
+        A layer without spatial maps, a position outside the map, or layers
+        that are no chain of convolutions, pools and pointwise layers.
+
+    Examples
+    --------
+    >>> import pytorch_feature_analysis as pfa
+    >>> alexnet = pfa.prepare_model('alexnet', 'random')
+    >>> fields = pfa.receptive_fields(alexnet, ['conv1', 'conv2', 'conv5'], (2, 3))
+    >>> fields[['layer', 'size', 'stride', 'offset']].values.tolist()
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [['conv1', (11, 11), (4, 4), (-2, -2)], ['conv2', (51, 51), (8, 8), (-18, -18)],
+     ['conv5', (163, 163), (16, 16), (-66, -66)]]
+    >>> fields['region'].tolist()
+    [((6, 17), (10, 21)), ((0, 49), (6, 57)), ((0, 129), (0, 145))]
+    """
+    size = check_pair(image_size, "image_size")
+    rows = []
+    for name, model in model_table(models).items():
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        example = torch.zeros((1, 3) + size, dtype=model_dtype(model), device=device)
+        book, chosen = layer_labels(model, name, layers, example)
+        for label in chosen:
+            shape = tuple(book[label].shape)
+            needs_maps(shape, label, name, "receptive_fields")
+            chosen_positions = _positions(positions, shape[1:], label, name)
+            with on_device(model, device):
+                geometry = layer_geometry(model, book, label, example, name)
+            for position in chosen_positions:
+                rows.append({
+                    "model": name, "layer": label[0], "layer_num": label[1],
+                    "layer_label": label, "size": geometry.size, "stride": geometry.jump,
+                    "offset": geometry.offset, "map_size": shape[1:], "position": position,
+                    "region": None if position is None else geometry.region(position, size),
+                })
+    return _frame(rows, ("position", "region"))
+
+
+@public
+def empirical_receptive_fields(
+    images: Any,
+    models: Any,
+    layers: Any,
+    channels: int | Sequence[int],
+    *,
+    threshold: float | None = 0.5,
+    interpolation: str = "bicubic",
+    batch_size: int = 32,
+    device: Any = "cpu",
+    transform: Callable | None = None,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """The empirical receptive field of channels: what their top unit covers, over many images.
+
+    For each image, the channel's map is resampled to the image size and
+    thresholded (:func:`attribution_maps` with ``methods='activation'``);
+    the window of the theoretical receptive field (:func:`receptive_fields`)
+    of the channel's most active unit is cut from it; the windows are
+    averaged over the images (DNNBrain's method).
+
+    Parameters
+    ----------
+    images, models, layers, channels
+        As :func:`attribution_maps`; the layers need spatial maps and a chain
+        below them (see :func:`receptive_fields`).
+    threshold : float in [0, 1] or None, default 0.5
+        Values of each resampled map below this quantile are set to 0.
+    interpolation : {'nearest', 'bilinear', 'bicubic', 'area'}, default 'bicubic'
+    batch_size, device, transform, verbose
+        As :func:`attribution_maps`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, layer and channel, with columns ``model``,
+        ``layer``, ``layer_num``, ``layer_label``, ``channel``, ``method``
+        (``'activation'``), ``params`` (``threshold`` and ``interpolation``),
+        ``n_images`` and ``map``: the mean window, of the theoretical field's
+        size, ``NaN`` where it lies outside every image (pixels outside an
+        image are left out of its mean).
+
+    Examples
+    --------
+    >>> import numpy as np, pytorch_feature_analysis as pfa
+    >>> alexnet = pfa.prepare_model('alexnet', 'random')
+    >>> images = [np.random.default_rng(i).uniform(size=(32, 32, 3)) for i in range(3)]
+    >>> field = pfa.empirical_receptive_fields(images, alexnet, 'conv2', [1], verbose=False,
+    ...                                        transform=pfa.default_transform(64))
+    >>> field['map'][0].shape, int(field['n_images'][0])
+    ((51, 51), 3)
+    """
+    pictures = image_table(images)[0]
+    maps = attribution_maps(
+        pictures, models, layers, channels, methods="activation", threshold=threshold,
+        interpolation=interpolation, batch_size=batch_size, device=device,
+        transform=transform, verbose=verbose)
+    rows = []
+    for name, model in model_table(models).items():
+        pixels = pixels_of(pictures[:1], transform, model_dtype(model))
+        book, chosen = layer_labels(model, name, layers, pixels)
+        layer_maps = get_activations(pictures, model, chosen, batch_size=batch_size,
+                                     device=device, transform=transform, original_rgb=False,
+                                     verbose=False, layer_book=book)
+        for label in chosen:
+            with on_device(model, device) as where:
+                geometry = layer_geometry(model, book, label, pixels.to(where), name)
+            for channel, part in maps[(maps["model"] == name)
+                                      & (maps["layer_label"] == label)].groupby("channel"):
+                windows = [crop(image_map, geometry, np.unravel_index(
+                    np.argmax(layer_maps[label][i, channel]), layer_maps[label].shape[2:]))
+                    for i, image_map in enumerate(part["map"])]
+                rows.append({
+                    "model": name, "layer": label[0], "layer_num": label[1],
+                    "layer_label": label, "channel": int(channel), "method": "activation",
+                    "params": part["params"].iloc[0], "n_images": len(windows),
+                    "map": _nanmean(np.stack(windows)),
+                })
+    return pd.DataFrame(rows)
+
+
+def _nanmean(windows: np.ndarray) -> np.ndarray:
+    """The mean over the first axis, leaving out NaN (NaN where every value is NaN)."""
+    counts = np.sum(~np.isnan(windows), axis=0)
+    sums = np.nansum(windows, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -6,6 +6,8 @@ torch.nn.functional on the layer outputs), numpy and hand-computed geometry --
 never from the code under test.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -255,3 +257,91 @@ def test_image_labels_become_columns():
 def test_bad_input_is_named(call, message):
     with pytest.raises(pfa.InvalidInputError, match=message):
         call()
+
+
+# ---------------------------------------------------------------------------
+# Receptive fields
+# ---------------------------------------------------------------------------
+
+
+def test_alexnet_receptive_fields_are_the_hand_computed_ones(alexnet):
+    fields = pfa.receptive_fields(alexnet, ["conv1", "conv2", "conv3", "conv4", "conv5"])
+    # conv1 11x11/4; pool 3/2: 11 + 2*4 = 19; conv2 5x5: 19 + 4*8 = 51; pool: 51 + 2*8 = 67;
+    # conv3-5 3x3 at stride 16: 99, 131, 163. Padding 2 then 2 then 1 three times at strides
+    # 1, 8, 16, 16, 16: offsets -2, -18, -34, -50, -66.
+    assert fields["size"].tolist() == [(s, s) for s in (11, 51, 99, 131, 163)]
+    assert fields["stride"].tolist() == [(s, s) for s in (4, 8, 16, 16, 16)]
+    assert fields["offset"].tolist() == [(o, o) for o in (-2, -18, -34, -50, -66)]
+    assert fields["map_size"].tolist() == [(55, 55), (27, 27), (13, 13), (13, 13), (13, 13)]
+    assert fields["region"].tolist() == [None] * 5
+
+
+def gradient_box(forward, shape, channel, position):
+    """Rows and columns of the input pixels whose gradient is non-zero (their bounding box)."""
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[0, channel][position], x)
+    rows, cols = np.nonzero(grad[0].abs().sum(dim=0).numpy())
+    return (rows.min(), rows.max() + 1), (cols.min(), cols.max() + 1)
+
+
+def test_regions_are_the_support_of_the_input_gradient(alexnet):
+    positions = [(0, 0), (3, 5), (13, 8), (13, 13)]
+    fields = pfa.receptive_fields(alexnet, "conv2", positions, image_size=(120, 120))
+    first = copy.deepcopy(alexnet.features[:4]).double()
+    for position, region in zip(positions, fields["region"]):
+        assert gradient_box(first, (1, 3, 120, 120), 7, position) == region
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=(1, 2), dilation=(1, 2)), nn.ReLU(),
+                          nn.AvgPool2d(2), nn.Conv2d(4, 2, (3, 2), stride=(1, 2), padding=1),
+                          nn.BatchNorm2d(2), nn.MaxPool2d(3, stride=2, padding=1)).double().eval()
+    for layer in model:
+        if isinstance(layer, nn.Conv2d):
+            layer.weight.data.uniform_(0.1, 1.0)
+    model[0].bias.data.fill_(1.0)  # every ReLU passes
+    shape = (1, 3, 30, 34)
+    with torch.no_grad():
+        out = model(torch.zeros(shape, dtype=torch.float64))
+    positions = [(y, x) for y in range(out.shape[2]) for x in range(out.shape[3])]
+    fields = pfa.receptive_fields(model, ("maxpool1", 6), positions, image_size=(30, 34))
+    # the max pool sends the gradient to one input only: compare with an average pool
+    average = nn.Sequential(*model[:5], nn.AvgPool2d(3, stride=2, padding=1,
+                                                     count_include_pad=True)).eval()
+    for position, region in zip(positions, fields["region"]):
+        assert gradient_box(average, shape, 1, position) == region
+
+
+def test_a_branching_model_has_no_geometric_field(resnet18):
+    fields = pfa.receptive_fields(resnet18, "conv2", image_size=64)  # the first block's conv
+    assert fields["size"][0] == (19, 19)  # 7x7/2, pool 3x3/2: 7 + 2*2 = 11, 3x3: 11 + 2*4
+    with pytest.raises(pfa.InvalidInputError, match=r"receptive_fields: layer \('relu3', \d+\) "
+                       r"of model 'model' does not take the previous layer's output"):
+        pfa.receptive_fields(resnet18, "conv4", image_size=64)
+    with pytest.raises(pfa.InvalidInputError, match=r"spatial maps for 'receptive_fields'"):
+        pfa.receptive_fields(MODEL, "fc1", image_size=16)
+    with pytest.raises(pfa.InvalidInputError, match=r"'positions' parameter .* within the "
+                       r"\(6, 6\) maps"):
+        pfa.receptive_fields(MODEL, "conv2", [(0, 6)], image_size=16)
+
+
+def test_the_empirical_field_averages_thresholded_maps_at_the_top_unit():
+    model = linear_model()
+    images = pictures(4)
+    field = pfa.empirical_receptive_fields(images, model, "conv2", [0, 2], threshold=0.6,
+                                           interpolation="bilinear", transform=to_tensor64,
+                                           verbose=False)
+    with torch.no_grad():
+        layer = model(pixels(images))  # (4, 3, 6, 6); field 8 x 8, stride 2, offset -1
+        upsampled = F.interpolate(layer, size=(16, 16), mode="bilinear").numpy()
+    for row in field.itertuples():
+        windows = []
+        for i in range(4):
+            full = upsampled[i, row.channel]
+            full = np.where(full < np.quantile(full, 0.6), 0.0, full)
+            padded = np.pad(full, 8, constant_values=np.nan)
+            y, x = np.unravel_index(np.argmax(layer[i, row.channel].numpy()), (6, 6))
+            windows.append(padded[8 - 1 + 2 * y:8 - 1 + 2 * y + 8,
+                                  8 - 1 + 2 * x:8 - 1 + 2 * x + 8])
+        np.testing.assert_allclose(row.map, np.nanmean(windows, axis=0), atol=1e-12)
+        assert row.n_images == 4 and row.params == {"interpolation": "bilinear",
+                                                    "threshold": 0.6}
