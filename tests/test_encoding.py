@@ -127,3 +127,157 @@ def test_univariate_mode_finds_the_unit_a_brute_force_search_finds():
         assert row.unit == best_unit
         assert (row.channel, row.row, row.col) == np.unravel_index(best_unit, (5, 6, 6))
         np.testing.assert_allclose(row.fold_scores, best_scores, rtol=1e-9)
+
+
+def test_returned_models_make_the_same_predictions():
+    responses = voxels("fc1", count=2)
+    result = fit(responses, ["fc1"], cv=3, alphas=ALPHAS, return_models=True)
+    x, y = features("fc1", np.float32), responses.to_numpy()
+    folds = kfold(3)
+    predicted = np.empty_like(y)
+    for (train, test), model, alphas in zip(folds, result.loc[0, "models"],
+                                            zip(*result["alphas"])):
+        np.testing.assert_array_equal(model.alpha, alphas)
+        predicted[test] = model.predict(x[test].astype(np.float64))
+    for t, row in enumerate(result.itertuples()):
+        np.testing.assert_allclose(row.fold_scores, fold_pearson(y[:, t], predicted[:, t], folds),
+                                   rtol=1e-6)
+    assert "models" not in fit(responses, ["fc1"], cv=3)
+
+
+def test_classification_probes_equal_sklearn_with_stratified_folds():
+    x = features("fc1", np.float32)
+    labels = np.where(x[:, 0] > np.median(x[:, 0]), "high", "low")
+    shapes = np.array(["a", "b", "c"] * 8)
+    behaviour = pd.DataFrame({"size": labels, "shape": shapes}, index=KEYS)
+    result = fit(behaviour, ["fc1"], cv=4, task="classification", random_state=2)
+    for column, row in zip(behaviour, result.itertuples()):
+        truth = behaviour[column].to_numpy()
+        folds = list(StratifiedKFold(4, shuffle=True, random_state=2).split(x, truth))
+        predicted = cross_val_predict(LogisticRegression(max_iter=1000), x, truth, cv=folds)
+        expected = [np.mean(predicted[test] == truth[test]) for _train, test in folds]
+        assert row.target == column
+        np.testing.assert_allclose(row.fold_scores, expected)
+        assert row.classes == tuple(sorted(set(truth)))
+        np.testing.assert_array_equal(
+            row.confusion, confusion_matrix(truth, predicted, labels=list(row.classes)))
+    assert result.loc[0, "score"] > result.loc[1, "score"]
+
+
+def test_pooled_activation_types_equal_numpy():
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(3, 4, 5, 6)).astype(np.float32)
+    flat = acts.reshape(3, 4, -1).astype(np.float64)
+    expected = {"max_pool": flat.max(axis=2), "median_pool": np.median(flat, axis=2),
+                "l1_pool": np.abs(flat).sum(axis=2), "l2_pool": np.sqrt((flat ** 2).sum(axis=2)),
+                "feature_means": flat.mean(axis=2)}
+    for how, values in expected.items():
+        np.testing.assert_allclose(pfa.pool_channels(acts, how).numpy(), values, rtol=1e-12)
+        np.testing.assert_allclose(pfa.activation_patterns(acts, how), values, rtol=1e-6, atol=1e-7)
+    odd = acts[:, :, :, :5]
+    np.testing.assert_allclose(pfa.pool_channels(odd, "median_pool").numpy(),
+                               np.median(odd.reshape(3, 4, -1), axis=2), rtol=1e-7)
+    masked = pfa.activation_patterns(acts, "l2_pool", kernel_inds=[3, 1], positions=([0, 4], None))
+    np.testing.assert_allclose(
+        masked, np.sqrt((acts[:, [3, 1]][:, :, [0, 4]].astype(np.float64) ** 2).sum(axis=(2, 3))),
+        rtol=1e-6)
+    with pytest.raises(pfa.InvalidInputError, match="'activation_type'.*'sum_pool'"):
+        pfa.activation_patterns(acts, "sum_pool")
+
+
+def test_pooled_features_feed_the_encoding_models():
+    responses = voxels("conv2", count=2)
+    result = fit(responses, ["conv2"], cv=4, alphas=ALPHAS, activation_type="max_pool")
+    acts = pfa.get_activations(IMAGES, MODEL, ["conv2"], transform=to_tensor64, verbose=False)
+    pooled = next(iter(acts.values())).reshape(N_IMAGES, 5, -1).astype(np.float64).max(axis=2)
+    folds = kfold()
+    predicted = cross_val_predict(RidgeCV(alphas=ALPHAS, alpha_per_target=True), pooled,
+                                  responses.to_numpy(), cv=folds)
+    for t, row in enumerate(result.itertuples()):
+        assert row.activation_type == "max_pool"
+        np.testing.assert_allclose(
+            row.fold_scores, fold_pearson(responses.to_numpy()[:, t], predicted[:, t], folds),
+            rtol=1e-6)
+
+
+def direct_hrf_design(values, onsets, durations, n_volumes, tr, oversampling):
+    """Each volume as a sum over events and time bins of value x the double gamma (SPM)."""
+    step = tr / oversampling
+    times = np.arange(0, 32 + step / 2, step)
+    shape = stats.gamma.pdf(times, 6) - stats.gamma.pdf(times, 16) / 6
+    shape = shape / shape.sum()
+    design = np.zeros((n_volumes, values.shape[1]))
+    for volume in range(n_volumes):
+        for value, onset, duration in zip(values, onsets, durations):
+            first = round(onset / step)
+            for bin_ in range(first, max(first + 1, round((onset + duration) / step))):
+                lag = volume * oversampling - bin_
+                if 0 <= lag < len(shape) and bin_ < n_volumes * oversampling:
+                    design[volume] += value * shape[lag]
+    return design
+
+
+def test_convolve_hrf_equals_a_direct_sum_with_spms_double_gamma():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(6, 3))
+    onsets, durations = [0.0, 3.5, 9.0, 20.25, 31.0, 70.0], [1.0, 0.0, 4.0, 2.0, 0.5, 3.0]
+    design = pfa.convolve_hrf(values, onsets, durations, n_volumes=30, tr=2.0, oversampling=8)
+    np.testing.assert_allclose(design, direct_hrf_design(values, onsets, durations, 30, 2.0, 8),
+                               atol=1e-12)
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    as_frame = pfa.convolve_hrf(frame, onsets, durations, 30, 2.0, oversampling=8)
+    assert list(as_frame.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(as_frame.to_numpy(), design)
+    impulse = pfa.convolve_hrf([1.0], [0.0], [0.0], n_volumes=20, tr=1.0, oversampling=1)
+    assert int(np.argmax(impulse)) == 5  # SPM's canonical response peaks at 5 s
+    with pytest.raises(pfa.InvalidInputError, match="'onsets' parameter of convolve_hrf"):
+        pfa.convolve_hrf(values, onsets[:2], durations, 30, 2.0)
+
+
+def counting_model():
+    model = tiny_model()
+    model.calls = 0
+
+    def count(*_args):
+        model.calls += 1
+
+    model.register_forward_pre_hook(count)
+    return model
+
+
+def with_gap():
+    responses = voxels()
+    responses.loc["im02", ["v0", "v2"]] = np.nan
+    return responses
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda: dict(responses=voxels().rename(index={"im03": "other"})),
+     r"no row for the images \['im03'\].*unknown keys \['other'\]"),
+    (lambda: dict(responses=with_gap()), r"missing values in the columns \['v0', 'v2'\]"),
+    (lambda: dict(cv=30), r"'cv' parameter.*at most the number of images \(24\)"),
+    (lambda: dict(estimator=PCA(2)), "'estimator' parameter.*fit and predict"),
+    (lambda: dict(activation_type="mean_pool"), "'activation_type' parameter.*'mean_pool'"),
+    (lambda: dict(mode="uv", estimator=LinearRegression()), "'estimator'.*mode='uv'"),
+    (lambda: dict(scoring="no_such_scorer"), "'scoring' parameter"),
+    (lambda: dict(mode="both"), "'mode' parameter"),
+    (lambda: dict(alphas=[1.0, -1.0]), "'alphas' parameter"),
+    (lambda: dict(n_components=100), "'n_components' parameter"),
+])
+def test_bad_input_is_named_before_any_forward_pass(change, message):
+    model = counting_model()
+    args = dict(images=dict(zip(KEYS, IMAGES)), models_dict={"tiny": model},
+                responses=voxels(), which_layers=["fc1"], transform=to_tensor64, verbose=False)
+    with pytest.raises(pfa.InvalidInputError, match=message):
+        pfa.fit_encoding_models(**{**args, **change()})
+    assert model.calls == 0
+
+
+def test_a_list_of_images_is_keyed_by_position_and_inputs_are_not_changed():
+    responses = voxels().reset_index(drop=True)
+    copy = responses.copy()
+    result = pfa.fit_encoding_models(IMAGES, {"tiny": MODEL}, responses, "fc1", cv=3,
+                                     transform=to_tensor64, verbose=False)
+    keyed = fit(voxels(), ["fc1"], cv=3)
+    pd.testing.assert_series_equal(result["score"], keyed["score"])
+    pd.testing.assert_frame_equal(responses, copy)
