@@ -75,6 +75,9 @@ CALLS = {
     "run_2way_svm_analysis": lambda **kw: pfa.run_2way_svm_analysis(
         image_list(), "colour", "shape", [], {"tiny": MODEL}, kw.pop("which_layers", ["fc1"]),
         "t", None, transform=to_tensor64, verbose=False, **kw),
+    "fit_encoding_models": lambda **kw: pfa.fit_encoding_models(
+        images(), {"tiny": MODEL}, pd.DataFrame({"v": np.arange(4.0)}),
+        kw.pop("which_layers", ["fc1"]), cv=2, transform=to_tensor64, verbose=False, **kw),
     "get_meta_rdms": lambda **kw: pfa.get_meta_rdms(
         kw.pop("rdm_df", rdm_frame()), None, ["obj"], grouping_variables=["layer"],
         verbose=False, **kw),
@@ -157,12 +160,13 @@ def chosen_layers(function, form):
         return sorted(set(frame["layer_label"]) - {("original_rgb", 0)})
     if function == "unit_anova":
         return list(CALLS[function](which_layer_dict=form).units)
-    if function == "run_2way_svm_analysis":
+    if function in ("run_2way_svm_analysis", "fit_encoding_models"):
         return sorted(set(CALLS[function](which_layers=form)["layer_label"]))
     return None
 
 
-@pytest.mark.parametrize("function", ["get_rdms", "unit_anova", "run_2way_svm_analysis"])
+@pytest.mark.parametrize("function", ["get_rdms", "unit_anova", "run_2way_svm_analysis",
+                                      "fit_encoding_models"])
 def test_which_layers_forms_mean_the_same_in_every_analysis(function):
     chosen = [chosen_layers(function, form) for form in LAYER_FORMS]
     assert chosen == [[("fc1", 7)]] * len(LAYER_FORMS)
@@ -170,7 +174,8 @@ def test_which_layers_forms_mean_the_same_in_every_analysis(function):
     assert ("fc1", 7) in everything and ("conv1", 1) in everything
 
 
-@pytest.mark.parametrize("function", ["get_rdms", "unit_anova", "run_2way_svm_analysis"])
+@pytest.mark.parametrize("function", ["get_rdms", "unit_anova", "run_2way_svm_analysis",
+                                      "fit_encoding_models"])
 def test_which_layers_naming_an_unknown_model_or_layer_is_the_one_exception(function):
     parameter = "which_layer_dict" if function == "unit_anova" else "which_layers"
     with pytest.raises(pfa.InvalidInputError, match=rf"'{parameter}' parameter of {function}"):
