@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -232,3 +233,11 @@ def seeded_generator(random_state: int, device: torch.device) -> torch.Generator
     generator = torch.Generator(device=device)
     generator.manual_seed(random_state)
     return generator
+
+
+def frame_of(rows: list[dict], objects: tuple) -> pd.DataFrame:
+    """The frame of ``rows``, with the ``objects`` columns kept as Python objects (or None)."""
+    frame = pd.DataFrame(rows)
+    for column in objects:
+        frame[column] = pd.Series([row[column] for row in rows], dtype=object)
+    return frame

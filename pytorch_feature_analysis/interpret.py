@@ -37,6 +37,7 @@ from ._attribution import (
 from ._interpret_core import (
     batches,
     check_metric,
+    frame_of,
     image_table,
     layer_labels,
     model_dtype,
@@ -48,10 +49,16 @@ from ._interpret_core import (
     target_columns,
 )
 from ._receptive_field import crop, layer_geometry
+from ._synthesis import synthesize_images
 from ._validation import check_bool, check_sequence, fail, public
 from .activations import get_activations
 
-__all__ = ["attribution_maps", "receptive_fields", "empirical_receptive_fields"]
+__all__ = [
+    "attribution_maps",
+    "receptive_fields",
+    "empirical_receptive_fields",
+    "synthesize_images",
+]
 
 
 def _check_methods(methods: Any) -> list[str]:
@@ -217,7 +224,7 @@ def attribution_maps(
                         rows += _rows(name, label, targets, method, options, maps,
                                       keys[part], labels[part])
                         progress.update(part.stop - part.start)
-    return _frame(rows, ("unit", "position", "image_key"))
+    return frame_of(rows, ("unit", "position", "image_key"))
 
 
 def _rows(name, label, targets, method, options, maps, keys, labels) -> list[dict]:
@@ -229,13 +236,6 @@ def _rows(name, label, targets, method, options, maps, keys, labels) -> list[dic
         for i, (key, label_values) in enumerate(zip(keys, labels))
     ]
 
-
-def _frame(rows: list[dict], objects: tuple) -> pd.DataFrame:
-    """The frame of ``rows``, with the ``objects`` columns kept as Python objects (or None)."""
-    frame = pd.DataFrame(rows)
-    for column in objects:
-        frame[column] = pd.Series([row[column] for row in rows], dtype=object)
-    return frame
 
 
 # ---------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def receptive_fields(models: Any, layers: Any, positions: Any = None, *,
                     "offset": geometry.offset, "map_size": shape[1:], "position": position,
                     "region": None if position is None else geometry.region(position, size),
                 })
-    return _frame(rows, ("position", "region"))
+    return frame_of(rows, ("position", "region"))
 
 
 @public

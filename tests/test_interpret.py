@@ -345,3 +345,62 @@ def test_the_empirical_field_averages_thresholded_maps_at_the_top_unit():
         np.testing.assert_allclose(row.map, np.nanmean(windows, axis=0), atol=1e-12)
         assert row.n_images == 4 and row.params == {"interpolation": "bilinear",
                                                     "threshold": 0.6}
+
+
+# ---------------------------------------------------------------------------
+# Synthesis
+# ---------------------------------------------------------------------------
+
+
+def synthesize(**options):
+    options = {"image_size": 16, "n_iter": 30, "lr": 0.05, "transform": to_tensor64,
+               "verbose": False, **options}
+    return pfa.synthesize_images(MODEL, options.pop("layers", "conv2"),
+                                 options.pop("channels", [0, 3]), **options)
+
+
+def test_synthesis_raises_the_target_far_above_its_start_and_is_seeded():
+    found = synthesize(snapshot_every=10)
+    noise = pixels([np.random.default_rng(0).uniform(0, 1, size=(16, 16, 3))])
+    with torch.no_grad():
+        start = MODEL[:4](noise)[0].mean(dim=(1, 2))
+        end = MODEL[:4](torch.from_numpy(np.stack(found["image"])))
+        spread = MODEL[:4](pixels(pictures(50, seed=5))).mean(dim=(2, 3)).std(dim=0)
+    for k, channel in enumerate((0, 3)):
+        row = found.iloc[k]
+        assert row["activation_start"] == pytest.approx(float(start[channel]), abs=1e-12)
+        assert row["activation_end"] == pytest.approx(float(end[k, channel].mean()), abs=1e-12)
+        # far beyond the spread of the channel's activation over 50 noise images
+        assert row["activation_end"] - row["activation_start"] > 20 * float(spread[channel])
+        assert row["history"].shape == (31,) and row["snapshots"].shape == (4, 3, 16, 16)
+        np.testing.assert_array_equal(row["snapshots"][0], noise[0].numpy())
+    again, other = synthesize(snapshot_every=10), synthesize(random_state=1)
+    for column in ("image", "history", "snapshots"):
+        for a, b in zip(found[column], again[column]):
+            np.testing.assert_array_equal(a, b)
+    assert not np.allclose(found["image"][0], other["image"][0])
+
+
+def total_variation(image):
+    return np.abs(np.diff(image, axis=1)).sum() + np.abs(np.diff(image, axis=2)).sum()
+
+
+def test_synthesis_options_do_what_they_say():
+    plain = synthesize(channels=[1])["image"][0]
+    tv = synthesize(channels=[1], regularization="tv", regularization_weight=0.05)["image"][0]
+    assert total_variation(tv) < 0.8 * total_variation(plain)
+    l2 = synthesize(channels=[1], regularization="l2", regularization_weight=5.0)["image"][0]
+    assert np.linalg.norm(l2) < 0.8 * np.linalg.norm(plain)
+    blurred = synthesize(channels=[1], precondition=1.0)["image"][0]
+    assert total_variation(blurred) < 0.5 * total_variation(plain)
+    smooth = synthesize(channels=[1], smooth_gradient=1.0)
+    assert smooth["activation_end"][0] > smooth["activation_start"][0]
+    unit = synthesize(layers="fc1", channels=[5], init_image=pictures(1)[0])
+    with torch.no_grad():
+        start = MODEL(pixels(pictures(1)))[0, 5]
+    assert unit["activation_start"][0] == pytest.approx(float(start), abs=1e-12)
+    assert unit["activation_end"][0] > float(start) + 0.5
+    with pytest.raises(pfa.InvalidInputError, match="'regularization' parameter"):
+        synthesize(regularization="l3")
+    with pytest.raises(pfa.InvalidInputError, match="'lr' parameter .* > 0"):
+        synthesize(lr=0)
