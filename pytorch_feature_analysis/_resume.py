@@ -127,12 +127,13 @@ class RowStore:
         return frame.reset_index(drop=True)
 
 
-def save_merged(store: RowStore, out_fname: Any, absorb: bool = True) -> None:
+def save_merged(store: RowStore, out_fname: Any, absorb: bool = True,
+                matrix_storage: str = "float64") -> None:
     """Under the file's lock: take in rows saved by others (if ``absorb``), then write every row."""
     with file_lock(out_fname):
         if absorb and os.path.exists(out_fname):
             store.absorb(load_frame(out_fname, allow_pickle=frame_format(out_fname) == "pickle"))
-        save_frame(store.frame(), out_fname)
+        save_frame(store.frame(), out_fname, matrix_storage=matrix_storage)
 
 
 class Checkpoint:
@@ -144,8 +145,9 @@ class Checkpoint:
     """
 
     def __init__(self, out_fname: Any, store: RowStore, share: float, clock: Callable[[], float],
-                 overwrite: bool = False):
+                 overwrite: bool = False, matrix_storage: str = "float64"):
         self.out_fname, self.store, self.share, self.clock = out_fname, store, share, clock
+        self.matrix_storage = matrix_storage
         self.last_end, self.last_cost, self.unsaved = clock(), 0.0, False
         self.absorb = not overwrite
 
@@ -158,7 +160,7 @@ class Checkpoint:
         if self.out_fname is None:
             return
         start = self.clock()
-        save_merged(self.store, self.out_fname, self.absorb)
+        save_merged(self.store, self.out_fname, self.absorb, self.matrix_storage)
         self.absorb = True
         self.last_end = self.clock()
         self.last_cost, self.unsaved = self.last_end - start, False

@@ -1,19 +1,22 @@
-"""Running work in parallel through joblib.
+"""Running work in parallel: local processes through joblib, or a Dask cluster.
 
-The caller chooses the backend: local processes by default, or any joblib
-backend that is active in a ``with joblib.parallel_backend(...)`` block (for
-example ``'dask'`` with a Dask cluster).
+On one machine the caller chooses the joblib backend: local processes by
+default, or any backend active in a ``with joblib.parallel_backend(...)``
+block. Beyond one machine, :func:`run_on_cluster` submits tasks to the
+workers of a ``dask.distributed`` cluster (the ``dask`` extra), retrying a
+task whose worker was lost or failed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import sys
 from typing import Any, Callable, Iterable, Iterator
 
 import joblib
 
-from ._validation import check_choice, check_int, public
+from ._validation import check_choice, check_int, fail, public
 
 __all__ = ["parallel_process"]
 
@@ -95,3 +98,69 @@ def parallel_process(
     else:
         kwargs_list = list(arg_dict)
     return list(imap_ordered(func, kwargs_list, num_cores))
+
+
+# A task that fails (or whose worker dies, which Dask reschedules by itself) is run again this
+# many times before the error reaches the caller.
+TASK_RETRIES = 2
+_CLIENT_EXPECTED = (
+    "None, a dask.distributed.Client, or the address of a running Dask scheduler "
+    "(e.g. 'tcp://10.0.0.5:8786')"
+)
+
+
+def active_client() -> Any:
+    """The ``dask.distributed`` client active in this process, or None."""
+    if "distributed" not in sys.modules:  # no client can exist without the module imported
+        return None
+    import distributed
+
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+def connect_client(client: Any) -> tuple[Any, bool]:
+    """``(client, opened_here)``: the client given, or one connected to an address."""
+    if not isinstance(client, str):
+        if type(client).__name__ != "Client" or not hasattr(client, "submit"):
+            raise fail("client", _CLIENT_EXPECTED, client)
+        return client, False
+    try:
+        import dask.config
+        import distributed
+    except ImportError as error:  # pragma: no cover - the dask extra is part of dev
+        raise fail("client", "a scheduler address with dask[distributed] installed (pip "
+                   "install 'pytorch_feature_analysis[dask]')", client) from error
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        return distributed.Client(client, timeout=timeout, set_as_default=False), True
+    except (OSError, TimeoutError) as error:
+        raise fail("client", f"{_CLIENT_EXPECTED} that answers within {timeout}",
+                   f"{client!r}, which did not ({type(error).__name__}: {error})",
+                   raw=True) from error
+
+
+def run_on_cluster(client: Any, func: Callable, calls: list[tuple[str, dict]],
+                   shared: dict) -> Iterator[Any]:
+    """Run ``func(**shared, **kwargs)`` on the cluster's workers; yield results as they finish.
+
+    ``calls`` are ``(key, kwargs)`` pairs; each key names its Dask task (keys
+    must be unique). The ``shared`` values are sent to the workers once
+    (e.g. models given as modules) and passed to every call. A task is
+    retried :data:`TASK_RETRIES` times; the first error left after that is
+    raised here, and the tasks not started yet are cancelled.
+    """
+    import distributed
+
+    scattered = {name: client.scatter(value, broadcast=True, hash=False)
+                 for name, value in shared.items()}
+    futures = [client.submit(func, key=key, retries=TASK_RETRIES, pure=False,
+                             **scattered, **kwargs) for key, kwargs in calls]
+    try:
+        for future in distributed.as_completed(futures):
+            yield future.result()
+            future.release()
+    finally:
+        client.cancel([future for future in futures if not future.done()])

@@ -33,6 +33,7 @@ from ._plan import (
     transient_bytes,
 )
 from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
+from ._dataset import is_dataset_path
 from ._resume import (
     FINGERPRINTS,
     Checkpoint,
@@ -45,11 +46,12 @@ from ._resume import (
     task_key,
     task_key_of,
 )
-from ._validation import check_choice, check_int, fail, problem, public
+from ._study import dataset_state, model_descriptions, run_on_dataset
+from ._validation import check_bool, check_choice, check_int, fail, problem, public
 from .activations import ORIGINAL_RGB, fill_targets
 from .dissim import _CHUNK_VALUES, resolve_metrics
-from .io import frame_format, load_frame
-from .parallel import imap_ordered
+from .io import MATRIX_STORAGES, frame_format, load_frame
+from .parallel import active_client, connect_client, imap_ordered
 from .stimuli import check_images_exist, validate_image_set
 
 __all__ = ["RDM_COLUMNS", "get_rdms", "plan_rdms"]
@@ -283,7 +285,10 @@ def get_rdms(
     max_memory: int | str | None = None,
     dry_run: bool = False,
     on_change: str = "recompute",
-) -> pd.DataFrame:
+    matrix_storage: str = "float64",
+    client: Any = None,
+    collect: bool = True,
+) -> pd.DataFrame | None:
     """Make one RDM per image set, model, layer, metric and activation type.
 
     Every image of a set runs through each model once, in batches; every
@@ -311,6 +316,16 @@ def get_rdms(
         atomically as image sets x models finish (at least once the last write
         took at most a tenth of the work since), so an interrupted run loses
         little, and a rerun with ``append=True`` picks up where it stopped.
+        A path ending in ``'/'`` (or an existing folder) is a *dataset* for
+        large studies: each image set x model is written as soon as it is
+        done as one parquet part ``<folder>/model=<name>/part-<digest>.parquet``
+        (atomically: a killed write leaves no part), with the types of the
+        single file; a rerun lists the parts and computes only what is
+        missing, and no part is ever rewritten (parts made differently are
+        removed and recomputed, as ``on_change`` says). Read it with
+        :func:`~pytorch_feature_analysis.load_frame` (filters and columns),
+        DuckDB (``read_parquet('<folder>/**/*.parquet')``), pyarrow, polars
+        or ``dask.dataframe``.
     rdm_name : str, default 'default_name'
         Stored in the ``df_name`` column.
     which_layers : None, str, tuple, list or dict, optional
@@ -374,12 +389,36 @@ def get_rdms(
     dry_run : bool, default False
         Plan only: return the summary of :func:`plan_rdms` (passes, predicted
         peak memory, output size) without running any forward pass.
+    matrix_storage : {'float64', 'condensed_float32'}, default 'float64'
+        How ``out_fname`` stores the matrices (see
+        :func:`~pytorch_feature_analysis.save_frame`): whole, or their upper
+        triangle in float32 (about a quarter of the bytes; the matrices read
+        back as ``n x n`` float64 within float32 rounding).
+    client : None, dask.distributed.Client or str, default None
+        Run the image sets x models on the workers of a Dask cluster: a
+        ``Client``, or the address of its scheduler (e.g.
+        ``'tcp://10.0.0.5:8786'``; one that does not answer is an error
+        before anything is written). With ``None``, a client active in this
+        process (``dask.distributed.default_client()``) is used when
+        ``out_fname`` is a dataset; ``False`` runs here. Needs a dataset
+        ``out_fname`` on a path every worker can write to: each worker
+        writes its parts there. Models given as ``(base_model, weights)``
+        are built on the workers (checked against the weights planned
+        here), modules are sent to each worker once; a failed task, or one
+        whose worker died, is retried twice. ``device`` is the device of
+        every worker. See the documentation page "Running a study on a
+        cluster".
+    collect : bool, default True
+        With a dataset ``out_fname``: return the whole frame (read from the
+        dataset), or ``None`` with ``collect=False``, so that this process
+        never holds more than one image set x model of the study.
 
     Returns
     -------
-    pandas.DataFrame
-        Every RDM in the file (or of this call, with ``out_fname=None``), one
-        per row, with columns:
+    pandas.DataFrame or None
+        Every RDM in the file or dataset (or of this call, with
+        ``out_fname=None``; ``None`` for a dataset with ``collect=False``),
+        one per row, with columns:
 
         - ``df_name``: ``rdm_name``;
         - ``model``: the model's name in ``models_dict``;
@@ -412,8 +451,10 @@ def get_rdms(
         duplicate entry keys, a missing image (named), an unknown metric
         (valid ones listed), an unknown layer (valid ones listed), a
         malformed kernel set, an ``out_fname`` of an unknown format, a
-        ``max_memory`` too small for a layer, or ``device='cuda'`` without a
-        GPU. ``InvalidInputError`` is a ``ValueError``.
+        dataset ``out_fname`` holding parts of another study (the part is
+        named), a ``client`` without a dataset or whose scheduler does not
+        answer, a ``max_memory`` too small for a layer, or ``device='cuda'``
+        without a GPU. ``InvalidInputError`` is a ``ValueError``.
 
     Examples
     --------
@@ -433,10 +474,30 @@ def get_rdms(
     if dry_run:
         return _summary(call)
     check_int(num_cores, "num_cores", minimum=1)
+    collect = check_bool(collect, "collect")
+    client, opened = _client_of(client, call)
     if verbose:
         for line in _plan_lines(call) + ([describe_stale(call.stale)] if call.stale else []):
             tqdm.write(line)
-    return _run(call, out_fname, num_cores, verbose, append)
+    try:
+        if call.target is not None:
+            return run_on_dataset(call, _image_set_rdms, client, num_cores, verbose, collect)
+        return _run(call, out_fname, num_cores, verbose, append, matrix_storage)
+    finally:
+        if opened:
+            client.close()
+
+
+def _client_of(client: Any, call: _Call) -> tuple[Any, bool]:
+    """The Dask client to run on (None: here) and whether it was opened here."""
+    if client is False or (client is None and call.target is None):
+        return None, False
+    if client is None:
+        return active_client(), False
+    if call.target is None:
+        raise fail("client", "None unless out_fname is a dataset folder (a path ending in "
+                   "'/'), which the workers write to", client)
+    return connect_client(client)
 
 
 def _check_image_sets(image_sets: Any) -> list[tuple]:
@@ -477,6 +538,8 @@ class _Call:
     fingerprints: dict
     stale: dict
     budget: int
+    target: Any = None
+    descriptions: dict | None = None
 
 
 def _plan_call(args: dict) -> _Call:
@@ -491,10 +554,17 @@ def _plan_call(args: dict) -> _Call:
         rdm_name=args["rdm_name"],
     )
     out_fname = args["out_fname"]
-    if out_fname is not None and frame_format(out_fname) == "csv":
+    dataset = out_fname is not None and is_dataset_path(out_fname)
+    if not dataset and out_fname is not None and frame_format(out_fname) == "csv":
         raise fail("out_fname", "a .parquet or .p/.pkl file (RDM frames hold arrays)",
                    os.fspath(out_fname))
     check_choice(args["on_change"], "on_change", ("recompute", "error"))
+    storage = check_choice(args.get("matrix_storage", "float64"), "matrix_storage",
+                           MATRIX_STORAGES)
+    if storage != "float64" and not dataset and (
+            out_fname is None or frame_format(out_fname) != "parquet"):
+        raise fail("matrix_storage", "'float64' unless out_fname is a parquet file or a dataset",
+                   storage)
     extraction = check_extraction(args["batch_size"], args["device"], args["transform"],
                                   args["max_memory"], args["verbose"])
     plan = plan_analysis(args["models_dict"], args["which_layers"],
@@ -503,18 +573,25 @@ def _plan_call(args: dict) -> _Call:
         model_plan.layers = [ORIGINAL_RGB] + [l for l in model_plan.layers if l != ORIGINAL_RGB]
     _check_kernel_set_layers(settings["kernel_sets"], {n: mp.book for n, mp in plan.models.items()})
     fingerprints = _fingerprints(image_sets, plan, settings["random_state"])
-    existing, stale = None, {}
-    if args["append"] and out_fname is not None and os.path.exists(out_fname):
+    existing, stale, target = None, {}, None
+    if dataset:
+        labels = list(OrderedDict.fromkeys(k for image_set in image_sets for k in image_set[0]))
+        done, stale, target = dataset_state(out_fname, fingerprints, settings["rdm_name"], labels,
+                                            args["on_change"], args["append"], storage)
+    elif args["append"] and out_fname is not None and os.path.exists(out_fname):
         # the file this call writes to: a pickle here is the user's own output (the guide's .p)
         existing = load_frame(out_fname, allow_pickle=True)
         _check_rdm_file(existing, out_fname)
         stale = stale_tasks(existing, fingerprints, args["on_change"])
         existing = _without_tasks(existing, stale)
         fingerprints = {**existing.attrs.get(FINGERPRINTS, {}), **fingerprints}
-    done = {identity_of(row) for row in existing.to_dict("records")} if existing is not None else set()
+    if not dataset:
+        done = {identity_of(row) for row in existing.to_dict("records")} \
+            if existing is not None else set()
     settings["budget"] = extraction.budget()
     tasks, order = _plan_tasks(image_sets, plan, done, settings)
-    return _Call(plan, image_sets, tasks, order, existing, fingerprints, stale, settings["budget"])
+    return _Call(plan, image_sets, tasks, order, existing, fingerprints, stale, settings["budget"],
+                 target, model_descriptions(args["models_dict"]))
 
 
 def _check_rdm_file(existing: pd.DataFrame, out_fname: Any) -> None:
@@ -640,14 +717,15 @@ def _plan_lines(call: _Call) -> list[str]:
     return lines
 
 
-def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: bool) -> pd.DataFrame:
+def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: bool,
+         matrix_storage: str = "float64") -> pd.DataFrame:
     """Run the tasks, saving checkpoints, and return the whole frame in plan order."""
     labels = list(OrderedDict.fromkeys(k for image_set in call.image_sets for k in image_set[0]))
     store = RowStore(call.order, labels, call.fingerprints, call.stale)
     if call.existing is not None:
         store.add(call.existing.to_dict("records"))
     checkpoint = Checkpoint(out_fname, store, _CHECKPOINT_SHARE, time.perf_counter,
-                            overwrite=not append)
+                            overwrite=not append, matrix_storage=matrix_storage)
     # one image set x model here: its forward passes show their own progress
     bars = verbose and len(call.tasks) == 1 and num_cores == 1
     tasks = [dict(task, verbose=bars) for task in call.tasks]

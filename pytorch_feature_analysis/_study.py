@@ -1,0 +1,214 @@
+"""``get_rdms`` into a dataset: one parquet part per image set x model (private: see rdms).
+
+Each image set x model writes its rows as one part
+``<folder>/model=<name>/part-<digest>.parquet`` as soon as it is done, where
+it ran (a local process, or a Dask worker writing to a shared path), with the
+atomic write of :func:`~pytorch_feature_analysis.save_frame` (a killed write
+leaves no part). The digest is that of the task, its fingerprint and its
+rows, so a retried task finds its part written and writes nothing. Each part
+holds the fingerprint of what made it in its ``attrs``. A resumed call reads
+the parts' identity columns and fingerprints only (never the matrices),
+computes what is missing, and removes, before any new work, the parts whose
+fingerprint changed; no part is ever rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from ._arrow_codec import STORAGE_KEY, table_to_frame
+from ._contract import PER_RDM_COLUMNS, RDM_COLUMNS
+from ._dataset import part_files, part_path, read_dataset
+from ._fingerprint import weights_fingerprint
+from ._resume import FINGERPRINTS, RowStore, identity_of, stale_tasks, task_key, task_key_of
+from ._validation import fail, problem
+from .io import save_frame
+from .models import prepare_model
+from .parallel import imap_ordered, run_on_cluster
+
+__all__ = ["DatasetTarget", "dataset_state", "run_on_dataset"]
+
+
+@dataclass
+class DatasetTarget:
+    """Where a get_rdms call writes its parts, and the parts it removes before starting."""
+
+    folder: Path
+    labels: list
+    matrix_storage: str
+    remove: list = field(default_factory=list)
+
+
+def _check_part(path: Path, columns: list, rdm_name: str) -> list[str]:
+    """A part of this study (the call's columns and ``df_name``, else an error naming it).
+
+    Returns the part's columns that tell its rows apart (all but the per-RDM ones).
+    """
+    held = pq.read_schema(path).names
+    missing = [column for column in columns if column not in held]
+    if missing:
+        raise fail("out_fname", "a dataset folder of this study's parts (or another folder)",
+                   f"the part {os.fspath(path)!r}, without the columns {missing} of this call",
+                   raw=True)
+    names = set(pq.read_table(path, columns=["df_name"]).column("df_name").to_pylist())
+    if names != {rdm_name}:
+        raise fail("out_fname", f"a dataset folder of the study {rdm_name!r} (rdm_name)",
+                   f"the part {os.fspath(path)!r} of the study {sorted(names)}", raw=True)
+    return [column for column in held if column not in (*PER_RDM_COLUMNS, "layer_label")]
+
+
+def _part_rows(path: Path, columns: list) -> pd.DataFrame:
+    """The identity columns of one part's rows, with its ``attrs`` (no matrix is read)."""
+    return table_to_frame(pq.read_table(path, columns=columns), pq.read_schema(path).metadata)
+
+
+def dataset_state(folder: Any, fingerprints: dict, rdm_name: str, labels: list,
+                  on_change: str, append: bool, matrix_storage: str) -> tuple:
+    """``(done identities, stale tasks, target)`` of a call writing to the dataset ``folder``.
+
+    With ``append=False`` every part is to be removed. Parts of another study
+    are an error naming the part.
+    """
+    target = DatasetTarget(Path(os.fspath(folder)).absolute(), labels, matrix_storage)
+    parts = part_files(target.folder)
+    if not append:
+        target.remove = parts
+        return set(), {}, target
+    rows, owners, stored = [], [], {}
+    for path in parts:
+        frame = _part_rows(path, _check_part(path, [*RDM_COLUMNS, *labels], rdm_name))
+        rows += frame.to_dict("records")
+        owners += [path] * len(frame)
+        stored.update(frame.attrs.get(FINGERPRINTS, {}))
+    existing = pd.DataFrame(rows)
+    existing.attrs[FINGERPRINTS] = stored
+    stale = stale_tasks(existing, fingerprints, on_change)
+    identities = [identity_of(row) for row in rows]
+    target.remove = sorted({path for path, identity in zip(owners, identities)
+                            if task_key_of(identity) in stale})
+    done = {identity for identity in identities if task_key_of(identity) not in stale}
+    return done, stale, target
+
+
+def _sorted_identity(identity: tuple) -> tuple:
+    """The identity with its labels sorted (a frozenset's order differs between processes)."""
+    return (*identity[:-1], tuple(sorted(identity[-1], key=repr)))
+
+
+def write_task_part(rows: list[dict], target: DatasetTarget, fingerprint: dict) -> str:
+    """Write the rows of one image set x model as a part (unless a retried task wrote it)."""
+    identities = sorted(repr(_sorted_identity(identity_of(row))) for row in rows)
+    key = task_key_of(identity_of(rows[0]))
+    text = repr((key, sorted(fingerprint.items()), identities))
+    name = f"part-{hashlib.sha256(text.encode()).hexdigest()[:24]}.parquet"
+    path = part_path(target.folder, {"model": rows[0]["model"]}, name)
+    if not path.exists():
+        others = [c for c in dict.fromkeys(k for row in rows for k in row)
+                  if c not in RDM_COLUMNS and c not in target.labels]
+        frame = pd.DataFrame(rows, columns=[*RDM_COLUMNS, *target.labels, *others])
+        frame.attrs[FINGERPRINTS] = {key: fingerprint}
+        save_frame(frame, path, matrix_storage=target.matrix_storage)
+    return os.fspath(path)
+
+
+_BUILT_MODELS: dict = {}  # (description, fingerprint) -> model: the two last built in this process
+_KEEP_MODELS = 2
+
+
+def _built_model(name: str, description: tuple, expected: str) -> Any:
+    """The model ``name`` built from ``(base_model, weights, seed)``, checked against ``expected``."""
+    key = (repr(description), expected)
+    if key not in _BUILT_MODELS:
+        model = prepare_model(*description[:2], random_state=description[2])
+        if weights_fingerprint(model) != expected:
+            raise problem(
+                f"the model {name!r} built on a worker from {description!r} has other weights "
+                "than the one planned on the machine that submitted the work; give models as "
+                "(base_model, weights) with seeded or stored weights, or as modules."
+            )
+        while len(_BUILT_MODELS) >= _KEEP_MODELS:
+            _BUILT_MODELS.pop(next(iter(_BUILT_MODELS)))
+        _BUILT_MODELS[key] = model
+    return _BUILT_MODELS[key]
+
+
+def task_part(compute: Callable, task: dict, target: DatasetTarget, fingerprint: dict,
+              models: dict | None = None, description: tuple | None = None) -> str:
+    """Compute one image set x model and write its part; the part's path.
+
+    On a worker the task comes without its model: it is built from
+    ``description``, or taken from the ``models`` sent to every worker.
+    """
+    if task["model"] is None:
+        name = task["model_name"]
+        model = (models[name] if description is None
+                 else _built_model(name, description, fingerprint["weights"]))
+        task = dict(task, model=model)
+    return write_task_part(compute(**task), target, fingerprint)
+
+
+def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, verbose: bool,
+                   collect: bool) -> pd.DataFrame | None:
+    """Run a planned get_rdms call into its dataset; the whole frame if ``collect``."""
+    target = call.target
+    for path in target.remove:
+        path.unlink(missing_ok=True)
+    bars = verbose and len(call.tasks) == 1 and num_cores == 1 and client is None
+    calls = [dict(compute=compute, task=dict(task, verbose=bars), target=target,
+                  fingerprint=call.fingerprints[task_key(task["model_name"],
+                                                         task["image_set"][0])])
+             for task in call.tasks]
+    if client is None:
+        results = imap_ordered(task_part, calls, num_cores)
+    else:
+        results = _on_cluster(call, client, calls)
+    with tqdm(total=len(calls), disable=not verbose or len(calls) < 2, desc="RDMs",
+              unit="set x model") as bar:
+        for _ in results:
+            bar.update(1)
+    if not collect:
+        return None
+    store = RowStore(call.order, list(target.labels), dict(call.fingerprints), call.stale)
+    stored = read_dataset(target.folder) if part_files(target.folder) else pd.DataFrame()
+    store.add(stored.to_dict("records"))
+    frame = store.frame()
+    if STORAGE_KEY in stored.attrs:
+        frame.attrs[STORAGE_KEY] = stored.attrs[STORAGE_KEY]
+    return frame
+
+
+def _on_cluster(call: Any, client: Any, calls: list[dict]) -> Any:
+    """Submit the tasks without their models: built on the workers, or sent once."""
+    described = {name: spec for name, spec in call.descriptions.items() if spec is not None}
+    modules = {name: model_plan.model for name, model_plan in call.plan.models.items()
+               if name not in described}
+    tag = hashlib.sha256(os.urandom(16)).hexdigest()[:8]
+    submitted = [
+        (f"pfa-rdms-{tag}-{i}",
+         dict(kwargs, task=dict(kwargs["task"], model=None),
+              description=described.get(kwargs["task"]["model_name"])))
+        for i, kwargs in enumerate(calls)
+    ]
+    return run_on_cluster(client, task_part, submitted, {"models": modules})
+
+
+def model_descriptions(models_dict: dict) -> dict:
+    """``{name: (base_model name, weights, seed)}`` for models given by description, else None.
+
+    Such models are built on the workers of a cluster rather than sent to them.
+    """
+    descriptions = {}
+    for name, spec in models_dict.items():
+        described = isinstance(spec, (tuple, list)) and len(spec) in (2, 3) and isinstance(
+            spec[0], str)
+        descriptions[name] = (spec[0], spec[1], spec[2] if len(spec) == 3 else 0) if described \
+            else None
+    return descriptions
