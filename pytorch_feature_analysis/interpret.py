@@ -49,6 +49,7 @@ from ._interpret_core import (
     target_columns,
 )
 from ._receptive_field import crop, layer_geometry
+from ._minimal import minimal_component_images, minimal_parcel_images
 from ._synthesis import synthesize_images
 from ._validation import check_bool, check_sequence, fail, public
 from .activations import get_activations
@@ -58,6 +59,8 @@ __all__ = [
     "receptive_fields",
     "empirical_receptive_fields",
     "synthesize_images",
+    "minimal_parcel_images",
+    "minimal_component_images",
 ]
 
 

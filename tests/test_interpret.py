@@ -404,3 +404,93 @@ def test_synthesis_options_do_what_they_say():
         synthesize(regularization="l3")
     with pytest.raises(pfa.InvalidInputError, match="'lr' parameter .* > 0"):
         synthesize(lr=0)
+
+
+# ---------------------------------------------------------------------------
+# Minimal images
+# ---------------------------------------------------------------------------
+
+
+def activation_of(arrays, channel):
+    with torch.no_grad():
+        return MODEL[:4](pixels(list(arrays)))[:, channel].mean(dim=(1, 2)).numpy()
+
+
+def check_criterion(row, drawn, criterion):
+    """The row's image is drawn[k - 1] and k is what the criterion documents."""
+    curve = activation_of(drawn, row["channel"])
+    np.testing.assert_allclose(row["activations"], curve, atol=1e-12)
+    k = len(row["parts_kept"])
+    np.testing.assert_array_equal(row["image"], drawn[k - 1])
+    assert row["activation"] == pytest.approx(activation_of([row["image"]], row["channel"])[0],
+                                              abs=1e-12)
+    if criterion == "max":
+        assert row["activation"] == curve.max() and np.all(curve[:k - 1] < curve.max())
+    else:
+        assert row["activation"] >= criterion * row["activation_full"]
+        assert np.all(curve[:k - 1] < criterion * row["activation_full"])
+
+
+def blocks(count, seed):
+    """Images of 4 x 4 patches of random colour: they have parcels to find."""
+    rng = np.random.default_rng(seed)
+    return [np.kron(rng.uniform(size=(4, 4, 3)), np.ones((4, 4, 1))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("parcellation, options, criterion", [
+    ("slic", {"n_segments": 6}, "max"),
+    ("felzenszwalb", {"scale": 10, "min_size": 5}, 0.9),
+    ("quickshift", {"kernel_size": 2, "max_dist": 4}, "max"),
+])
+def test_minimal_parcel_images_keep_the_documented_criterion(parcellation, options, criterion):
+    import skimage.segmentation
+
+    images = blocks(2, seed=3)
+    found = pfa.minimal_parcel_images(images, MODEL, "conv2", [1, 4], criterion=criterion,
+                                      parcellation=parcellation, parcel_options=options,
+                                      transform=to_tensor64, verbose=False)
+    assert len(found) == 4
+    segment = getattr(skimage.segmentation, parcellation)
+    options = {"start_label": 0, **options} if parcellation == "slic" else options
+    for row in found.to_dict("records"):
+        image = np.asarray(pfa.load_image(images[row["image_key"]]), dtype=float) / 255
+        labels = segment(image, **options)
+        alone = [image * (labels == p)[..., None] for p in np.unique(labels)]
+        order = np.argsort(-activation_of(alone, row["channel"]), kind="stable")
+        assert row["n_parts"] == len(alone) > 2
+        drawn = [image * np.isin(labels, order[:k])[..., None] for k in range(1, len(alone) + 1)]
+        check_criterion(row, drawn, criterion)
+        assert row["activation_full"] == pytest.approx(activation_of([image], row["channel"])[0])
+
+
+def test_minimal_component_images_keep_the_documented_criterion():
+    from sklearn.decomposition import PCA
+
+    images = pictures(1, seed=4)
+    found = pfa.minimal_component_images(images, MODEL, "conv2", [0, 2], n_components=5,
+                                         criterion=0.5, transform=to_tensor64, verbose=False)
+    image = np.asarray(pfa.load_image(images[0]), dtype=float) / 255
+    pca = PCA(5).fit(image.reshape(16, -1))
+    scores = pca.transform(image.reshape(16, -1))
+
+    def draw(kept):
+        kept = list(kept)
+        rows = pca.mean_ + scores[:, kept] @ pca.components_[kept]
+        return np.clip(rows, 0, 1).reshape(image.shape)
+
+    for row in found.to_dict("records"):
+        alone = activation_of([draw([i]) for i in range(5)], row["channel"])
+        order = np.argsort(-alone, kind="stable")
+        assert row["parts_kept"] == tuple(order[:len(row["parts_kept"])])
+        check_criterion(row, [draw(order[:k]) for k in range(1, 6)], 0.5)
+    ica = dict(images=images, models=MODEL, layers="conv2", channels=[3],
+               decomposition="ica", n_components=4, transform=to_tensor64, verbose=False)
+    first, again = pfa.minimal_component_images(**ica), pfa.minimal_component_images(**ica)
+    np.testing.assert_array_equal(first["image"][0], again["image"][0])
+    assert first["activation"][0] == pytest.approx(first["activations"][0].max())
+    with pytest.raises(pfa.InvalidInputError, match=r"'n_components' parameter .* at most 16"):
+        pfa.minimal_component_images(images, MODEL, "conv2", [0], n_components=17,
+                                     transform=to_tensor64, verbose=False)
+    with pytest.raises(pfa.InvalidInputError, match=r"'criterion' parameter"):
+        pfa.minimal_parcel_images(images, MODEL, "conv2", [0], criterion=0,
+                                  transform=to_tensor64, verbose=False)
