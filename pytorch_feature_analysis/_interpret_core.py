@@ -1,4 +1,4 @@
-"""What the ``interpret`` functions share: images, models, targets and a forward pass with gradients.
+"""What the ``interpret`` functions share: images, models, targets, a forward pass with gradients.
 
 A *target* is what a map or a synthesis is about: one channel of a layer
 (summarised over space by a metric, or read at one spatial position), or one

@@ -83,7 +83,8 @@ def _ascend(model, book, label, targets, metric, pixels, settings, progress) -> 
             snapshots.append(pixels.detach().cpu().numpy().copy())
         if step == settings["n_iter"]:
             break
-        loss = settings["regularization_weight"] * _penalty(pixels, settings["regularization"]) - values
+        penalty = _penalty(pixels, settings["regularization"])
+        loss = settings["regularization_weight"] * penalty - values
         optimizer.zero_grad()
         loss.sum().backward()
         with torch.no_grad():

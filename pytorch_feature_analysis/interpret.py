@@ -49,6 +49,7 @@ from ._interpret_core import (
     target_columns,
 )
 from ._receptive_field import crop, layer_geometry
+from ._map_grid import plot_map_grid
 from ._minimal import minimal_component_images, minimal_parcel_images
 from ._synthesis import synthesize_images
 from ._validation import check_bool, check_sequence, fail, public
@@ -61,6 +62,7 @@ __all__ = [
     "synthesize_images",
     "minimal_parcel_images",
     "minimal_component_images",
+    "plot_map_grid",
 ]
 
 

@@ -494,3 +494,33 @@ def test_minimal_component_images_keep_the_documented_criterion():
     with pytest.raises(pfa.InvalidInputError, match=r"'criterion' parameter"):
         pfa.minimal_parcel_images(images, MODEL, "conv2", [0], criterion=0,
                                   transform=to_tensor64, verbose=False)
+
+
+# ---------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------
+
+
+def test_the_map_grid_has_one_axes_per_row_titled_by_what_varies():
+    import matplotlib.pyplot as plt
+
+    images = pictures(2)
+    frame = maps(images=images, channels=[0, 3], methods=["saliency", "occlusion"], window=4,
+                 stride=4)
+    fig = pfa.plot_map_grid(frame, images, col_wrap=3)
+    assert len(fig.axes) == 8
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["0, 0, saliency", "0, 1, saliency"]
+    drawn = fig.axes[0].get_images()
+    assert len(drawn) == 2 and drawn[1].get_array().shape == (16, 16)  # image, then map
+    np.testing.assert_allclose(drawn[1].get_array(), np.abs(frame["map"][0]).max(axis=0))
+    plt.close(fig)
+    found = synthesize(n_iter=2)
+    fig = pfa.plot_map_grid(found, column="image")
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "3"
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert shown.shape == (16, 16, 3) and shown.min() == 0 and shown.max() == 1
+    plt.close(fig)
+    with pytest.raises(pfa.InvalidInputError, match=r"'frame' parameter .* \['map'\]"):
+        pfa.plot_map_grid(found)
+    with pytest.raises(pfa.InvalidInputError, match=r"no image for key 1"):
+        pfa.plot_map_grid(frame, images[:1])
