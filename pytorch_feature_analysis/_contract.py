@@ -51,6 +51,16 @@ REQUIRED_COLUMNS = ("matrix", "entry_keys", "entry_labels")
 #: Columns that repeat other columns (never needed to tell RDMs apart).
 DERIVED_COLUMNS = ("layer_label",)
 
+#: The optional columns of time-resolved RDMs (``get_rdms(..., time_resolved=True)``):
+#: ``time``, the layer's time step (int, part of a row's identity), and ``time_s``,
+#: the step's start in seconds (only when the frame rate is known).
+TIME_COLUMNS = ("time", "time_s")
+
+#: Columns that are a function of another column: ``{column: the column it follows}``.
+#: Where the column followed is an entry variable of a meta-RDM, they are no grouping
+#: variable either.
+FOLLOWING_COLUMNS = {"time_s": "time"}
+
 # A column whose name contains one of these describes the level below once the
 # frame becomes the input of a meta-RDM, and takes a '_sub' suffix.
 _LEVEL_MARKERS = (

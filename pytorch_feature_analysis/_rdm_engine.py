@@ -11,6 +11,10 @@ finished ``n x n`` matrices reach the host.
 Peak memory of a pass: the stored float32 activations of its layers, their
 channel means (float64), the accumulators' ``n x n`` float64 statistics, and
 the transient outputs of one batch's forward pass.
+
+Time-resolved RDMs (a layer whose output per entry is ``(channels, time,
+height, width)``): one accumulator per time step and activation type, fed
+with the features of that step; the channel means are kept per time step.
 """
 
 from __future__ import annotations
@@ -70,13 +74,15 @@ class LayerWork:
 
     label: tuple
     shape: tuple
-    wanted: set  # {(activation_type, kernel_set_name, metric_name, perm)}
+    wanted: set  # {(activation_type, kernel_set_name, metric_name, perm, time)}
     entries: Entries
     metrics: list[Metric]
     kernels: dict  # {kernel_set_name: channel indices}
     device: torch.device
     means: torch.Tensor | None = None
     accumulators: dict = field(default_factory=dict)
+    time_steps: int | None = None  # time-resolved: the layer's time steps (its shape[1])
+    step_seconds: float | None = None  # seconds between two time steps, when known
 
     @property
     def channels(self) -> int:
@@ -96,13 +102,14 @@ class LayerWork:
         """The memory this layer holds during a pass, and whether it can be split."""
         n_images, n_entries = len(self.entries.images), len(self.entries.keys)
         spatial = math.prod(self.shape[1:])
-        units = bool(self.jobs("unit_level"))
+        steps = self.time_steps or 1
+        units = bool(self.jobs("unit_level")) or self.time_steps is not None
         per_channel = n_images * spatial * FLOAT32 if units else 0
-        fixed = n_images * self.channels * FLOAT64 if self.jobs("feature_means") else 0
+        fixed = n_images * self.channels * steps * FLOAT64 if self.jobs("feature_means") else 0
         whole = bool(self.entries.combinations)
         for activation_type in ACTIVATION_TYPES:
             for name, metrics in self.jobs(activation_type):
-                fixed += dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
+                fixed += steps * dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
                 whole |= (activation_type == "unit_level"
                           and dissim.RDMAccumulator.whole_patterns_needed(metrics))
                 if activation_type == "unit_level" and len(self.kernels[name]) < self.channels:
@@ -115,17 +122,22 @@ class LayerWork:
         """Buffers on the device for one pass over channels ``piece.start:piece.stop``."""
         n_images = len(self.entries.images)
         units = None
-        if self.jobs("unit_level"):
+        timed = self.time_steps is not None
+        if self.jobs("unit_level") or timed:
             shape = (n_images, piece.stop - piece.start) + tuple(self.shape[1:])
             units = torch.empty(shape, dtype=torch.float32, device=self.device)
         if self.jobs("feature_means") and self.means is None:
-            self.means = torch.empty((n_images, self.channels), dtype=torch.float64,
-                                     device=self.device)
-        means = self.means if self.jobs("feature_means") else None
+            shape = (n_images, self.channels) + ((self.time_steps,) if timed else ())
+            self.means = torch.empty(shape, dtype=torch.float64, device=self.device)
+        # time-resolved means are taken from the units (add_units), per time step
+        means = self.means if self.jobs("feature_means") and not timed else None
         return LayerTarget(piece.start, piece.stop, units, means)
 
     def add_units(self, piece: Piece, units: torch.Tensor) -> None:
         """Feed one slice of unit-level activations to the accumulators."""
+        if self.time_steps is not None and self.jobs("feature_means"):
+            self.means[:, piece.start : piece.stop] = units.flatten(3).sum(
+                dim=3, dtype=torch.float64) / math.prod(self.shape[2:])
         if self.entries.combinations:  # a layer with combinations is never split
             combined = self.entries.append_combinations(units.cpu().numpy(), "unit_level")
             units = torch.from_numpy(combined).to(self.device)
@@ -133,26 +145,38 @@ class LayerWork:
             local = [k - piece.start for k in self.kernels[name] if piece.start <= k < piece.stop]
             if local:
                 chosen = units if local == list(range(units.shape[1])) else units[:, local]
-                self._accumulator("unit_level", name, metrics).add(chosen.reshape(len(chosen), -1))
+                for time in self._times():
+                    step = chosen if time is None else chosen[:, :, time]
+                    self._accumulator("unit_level", name, metrics, time).add(
+                        step.reshape(len(step), -1))
 
-    def finish(self) -> list[tuple[str, str, tuple, Metric, np.ndarray]]:
-        """The finished RDMs, as ``(activation_type, kernel_set_name, kernel_inds, metric, matrix)``."""
+    def _times(self) -> list:
+        return [None] if self.time_steps is None else list(range(self.time_steps))
+
+    def finish(self) -> list[tuple]:
+        """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix,
+        time)``, ``time`` the time step (``None`` unless time-resolved)."""
         jobs = self.jobs("feature_means")
         if jobs:
             base = self.entries.append_combinations(self.means.cpu().numpy(), "feature_means")
             means = torch.from_numpy(base).to(self.device)
             for name, metrics in jobs:
-                self._accumulator("feature_means", name, metrics).add(means[:, self.kernels[name]])
+                for time in self._times():
+                    chosen = means[:, self.kernels[name]]
+                    self._accumulator("feature_means", name, metrics, time).add(
+                        chosen if time is None else chosen[:, :, time])
         finished = []
-        for (activation_type, name), (metrics, accumulator) in self.accumulators.items():
+        for (activation_type, name, time), (metrics, accumulator) in self.accumulators.items():
             for metric, matrix in zip(metrics, accumulator.finish()):
-                finished.append((activation_type, name, tuple(self.kernels[name]), metric, matrix))
+                finished.append((activation_type, name, tuple(self.kernels[name]), metric, matrix,
+                                 time))
         self.accumulators.clear()
         self.means = None
         return finished
 
-    def _accumulator(self, activation_type: str, name: str, metrics: list[Metric]) -> Any:
-        key = (activation_type, name)
+    def _accumulator(self, activation_type: str, name: str, metrics: list[Metric],
+                     time: int | None = None) -> Any:
+        key = (activation_type, name, time)
         if key not in self.accumulators:
             accumulator = dissim.RDMAccumulator(len(self.entries.keys), metrics, self.device)
             self.accumulators[key] = (metrics, accumulator)

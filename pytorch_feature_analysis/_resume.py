@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS
+from ._contract import IDENTITY_COLUMNS, RDM_COLUMNS, TIME_COLUMNS
 from ._fingerprint import describe_changes
 from ._validation import problem
 from .io import file_lock, frame_format, load_frame, save_frame
@@ -29,22 +29,35 @@ def label_key(labels: dict) -> frozenset:
 
 
 def row_identity(model: str, label: tuple, activation_type: str, kernel_set: str, metric: str,
-                 perm: Any, labels: frozenset) -> tuple:
-    return (model, label[0], int(label[1]), activation_type, kernel_set, metric, perm, labels)
+                 perm: Any, labels: frozenset, time: int | None = None) -> tuple:
+    """The identity tuple; a time step (time-resolved RDMs only) comes before the labels.
+
+    The image-set labels stay its last item; an RDM that is not time-resolved
+    has the identity (and so the permutation seeds) it always had.
+    """
+    core = (model, label[0], int(label[1]), activation_type, kernel_set, metric, perm)
+    return core + ((labels,) if time is None else (time, labels))
+
+
+def _missing(value: Any) -> bool:
+    return pd.api.types.is_scalar(value) and pd.isna(value)
 
 
 def identity_of(row: dict) -> tuple:
     """The identity of a row given as a dict of the frame's columns.
 
-    Its :data:`IDENTITY_COLUMNS`, then the image-set labels it has (every
-    other column, where not missing).
+    Its :data:`IDENTITY_COLUMNS`, its time step (``None`` for an RDM that is
+    not time-resolved), then the image-set labels it has (every other column,
+    where not missing).
     """
-    labels = {key: value for key, value in row.items() if key not in RDM_COLUMNS
-              and not (pd.api.types.is_scalar(value) and pd.isna(value))}
+    labels = {key: value for key, value in row.items()
+              if key not in RDM_COLUMNS and key not in TIME_COLUMNS and not _missing(value)}
     model, layer, layer_num, activation_type, kernel_set, metric, perm = (
         row[column] for column in IDENTITY_COLUMNS)
+    time = row.get("time")
+    time = None if time is None or _missing(time) else int(time)
     return row_identity(model, (layer, layer_num), activation_type, kernel_set, metric, perm,
-                        label_key(labels))
+                        label_key(labels), time)
 
 
 def task_key(model_name: str, labels: dict) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._contract import (
+    FOLLOWING_COLUMNS,
     PER_RDM_COLUMNS,
     REQUIRED_COLUMNS,
     check_rdm_frame,
@@ -59,6 +60,9 @@ def _is_hashable_column(column: pd.Series) -> bool:
 
 def _rest_grouping_variables(rdm_df: pd.DataFrame, entry_variables: list[str]) -> list[str]:
     excluded = set(entry_variables) | set(PER_RDM_COLUMNS)
+    # a column that follows an entry variable (time_s follows time) varies with it
+    excluded |= {column for column, followed in FOLLOWING_COLUMNS.items()
+                 if followed in entry_variables}
     return [
         column
         for column in rdm_df.columns
@@ -287,9 +291,10 @@ def get_meta_rdms(
         except the entry variables, the per-RDM columns (``matrix``,
         ``entry_keys``, ``entry_labels``, ``dissim_rankings``,
         ``perm_scramble``, ``kernel_inds``), ``entry_labels*`` columns and
-        columns holding unhashable values; list the variables yourself when
-        other columns change along with the entry variables (e.g.
-        ``layer_num`` with ``layer``).
+        columns holding unhashable values, and ``time_s`` when ``time`` is
+        an entry variable (a time x time meta-RDM of time-resolved RDMs);
+        list the variables yourself when other columns change along with the
+        entry variables (e.g. ``layer_num`` with ``layer``).
     df_name : str, default 'meta_rdm'
         Stored in the ``df_name`` column.
     num_perms : int, default 0

@@ -33,6 +33,7 @@ from ._plan import (
     transient_bytes,
 )
 from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
+from ._time import check_time_axes, check_time_options, step_seconds, time_columns, time_steps
 from ._dataset import is_dataset_path
 from ._resume import (
     FINGERPRINTS,
@@ -179,7 +180,7 @@ def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: 
 
 
 def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: dict, metrics: list,
-                 kernel_sets: list, device) -> list[LayerWork]:
+                 kernel_sets: list, device, timing: dict) -> list[LayerWork]:
     """One :class:`LayerWork` per layer with RDMs to compute, in forward order."""
     entries = Entries.of(task_image_set, combinations)
     works = []
@@ -192,7 +193,10 @@ def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: di
             name: _kernel_indices(kernel_set, model_plan.name, label[0], channels)
             for name, kernel_set in kernel_sets
         }
-        works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device))
+        steps = shape[1] if timing["resolved"] else None
+        seconds = step_seconds(model_plan, label, timing)
+        works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device,
+                               time_steps=steps, step_seconds=seconds))
     return works
 
 
@@ -233,14 +237,14 @@ def _image_set_rdms(
 def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_name: str,
           random_state: int, num_perms: int) -> list[dict]:
     """The frame rows of one finished RDM: the original data and its permutations."""
-    activation_type, kernel_set_name, kernel_inds, metric, matrix = finished
+    activation_type, kernel_set_name, kernel_inds, metric, matrix, step = finished
     n = len(work.entries.keys)
     rows = []
     for perm in ["orig_data"] + list(range(1, num_perms + 1)):
-        if (activation_type, kernel_set_name, metric.name, perm) not in work.wanted:
+        if (activation_type, kernel_set_name, metric.name, perm, step) not in work.wanted:
             continue
         identity = row_identity(model_name, work.label, activation_type, kernel_set_name,
-                                 metric.name, perm, label_key(labels))
+                                 metric.name, perm, label_key(labels), step)
         scramble = list(range(n)) if perm == "orig_data" else permutation(n, random_state, identity)
         row = {
             "df_name": rdm_name,
@@ -257,6 +261,7 @@ def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_n
             "perm": perm,
             "perm_scramble": scramble,
             **rdm_cells(scrambled(matrix, scramble)),
+            **time_columns(step, work.step_seconds),
         }
         row.update(labels)
         rows.append(row)
@@ -285,6 +290,8 @@ def get_rdms(
     max_memory: int | str | None = None,
     dry_run: bool = False,
     on_change: str = "recompute",
+    time_resolved: bool = False,
+    frame_rate: float | None = None,
     matrix_storage: str = "float64",
     client: Any = None,
     collect: bool = True,
@@ -386,6 +393,18 @@ def get_rdms(
         or library version than this call's, for the same model name and
         image-set labels): recompute them (``verbose`` says how many and
         why), or raise an error naming what changed.
+    time_resolved : bool, default False
+        One RDM per time step of each layer, for layers with a time axis
+        (one entry's output ``(channels, time, height, width)``: the 3-D
+        convolutions of video models, and ``original_rgb`` of videos, see
+        :func:`~pytorch_feature_analysis.video_transform`); the rows get a
+        ``time`` column. Asking it of a layer without a time axis is an
+        error naming the layer. ``'feature_means'`` are then each channel's
+        mean over space at each time step. A time x time meta-RDM is
+        ``get_meta_rdms(rdm_df, None, ['time'])``.
+    frame_rate : float, optional
+        Frames per second of the input videos, with ``time_resolved=True``:
+        adds ``time_s``, the start of each time step in seconds.
     dry_run : bool, default False
         Plan only: return the summary of :func:`plan_rdms` (passes, predicted
         peak memory, output size) without running any forward pass.
@@ -442,7 +461,10 @@ def get_rdms(
         - ``dissim_rankings``: the entries in the order
           :func:`~pytorch_feature_analysis.get_extreme_dissims_total` picks
           them (most mutually dissimilar first);
-        - one column per image-set label, e.g. ``obj``.
+        - one column per image-set label, e.g. ``obj``;
+        - with ``time_resolved=True``: ``time``, the layer's time step (int,
+          from 0), and with ``frame_rate`` also ``time_s``, its start in
+          seconds (``time * input frames / layer time steps / frame_rate``).
 
     Raises
     ------
@@ -552,6 +574,7 @@ def _plan_call(args: dict) -> _Call:
         num_perms=check_int(args["num_perms"], "num_perms", minimum=0),
         random_state=check_int(args["random_state"], "random_state", minimum=0),
         rdm_name=args["rdm_name"],
+        time=check_time_options(args),
     )
     out_fname = args["out_fname"]
     dataset = out_fname is not None and is_dataset_path(out_fname)
@@ -572,6 +595,7 @@ def _plan_call(args: dict) -> _Call:
     for model_plan in plan.models.values():
         model_plan.layers = [ORIGINAL_RGB] + [l for l in model_plan.layers if l != ORIGINAL_RGB]
     _check_kernel_set_layers(settings["kernel_sets"], {n: mp.book for n, mp in plan.models.items()})
+    check_time_axes(plan, image_sets, settings["time"])
     fingerprints = _fingerprints(image_sets, plan, settings["random_state"])
     existing, stale, target = None, {}, None
     if dataset:
@@ -641,14 +665,17 @@ def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict)
         labels = label_key(image_set[0])
         for model_index, (model_name, model_plan) in enumerate(plan.models.items()):
             todo: dict[tuple, set] = {}
-            for rank, (label, metric, activation_type, kernel_set, perm) in _ranked_product(
-                model_plan.layers, metric_names, ACTIVATION_TYPES, kernel_names, perms,
-            ):
-                identity = row_identity(model_name, label, activation_type, kernel_set, metric,
-                                        perm, labels)
-                order[identity] = (set_index, model_index) + rank
-                if identity not in done:
-                    todo.setdefault(label, set()).add((activation_type, kernel_set, metric, perm))
+            for layer_rank, label in enumerate(model_plan.layers):
+                for rank, (step, metric, activation_type, kernel_set, perm) in _ranked_product(
+                    time_steps(model_plan, label, settings["time"]), metric_names,
+                    ACTIVATION_TYPES, kernel_names, perms,
+                ):
+                    identity = row_identity(model_name, label, activation_type, kernel_set,
+                                            metric, perm, labels, step)
+                    order[identity] = (set_index, model_index, layer_rank) + rank
+                    if identity not in done:
+                        todo.setdefault(label, set()).add(
+                            (activation_type, kernel_set, metric, perm, step))
             if todo:
                 tasks.append(_task(image_set, model_plan, todo, plan.extraction, settings))
     return tasks, order
@@ -657,7 +684,8 @@ def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict)
 def _task(image_set: tuple, model_plan: Any, todo: dict, extraction: Any, settings: dict) -> dict:
     """The keyword arguments of :func:`_image_set_rdms` for one image set x model."""
     works = _layer_works(image_set, _check_combinations(image_set), model_plan, todo,
-                         settings["metrics"], settings["kernel_sets"], extraction.device)
+                         settings["metrics"], settings["kernel_sets"], extraction.device,
+                         settings["time"])
     entries = len(works[0].entries.keys)
     # the work chunks, and about three n x n float64 matrices while an RDM is finished
     usable = settings["budget"] - _WORK_BYTES - 3 * entries * entries * FLOAT64

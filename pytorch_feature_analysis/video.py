@@ -177,9 +177,10 @@ def moving_bar(
     ``s > 0`` this on/off time course is convolved with a Gaussian of
     standard deviation ``s`` seconds, exactly::
 
-        Phi((centre - d + bar_width / 2) / (speed * s)) - Phi((centre - d - bar_width / 2) / (speed * s))
+        Phi((offset + bar_width / 2) / (speed * s)) - Phi((offset - bar_width / 2) / (speed * s))
 
-    (``Phi`` the standard normal CDF), so edges blur more for faster bars.
+    with ``offset = centre - d`` and ``Phi`` the standard normal CDF, so
+    edges blur more for faster bars.
 
     Parameters
     ----------

@@ -15,6 +15,11 @@ import pytorch_feature_analysis as pfa
 TINY = dict(num_frames=4, crop_size=16, resize_size=16)
 
 
+@pytest.fixture(scope="module")
+def r3d():
+    return pfa.prepare_model("r3d_18", "random")
+
+
 def test_grating_pixels_equal_the_analytic_formula():
     frames, height, width, fps, ppd = 5, 6, 7, 10.0, 3.0
     sf, speed, direction, contrast, phase = 0.4, 1.5, 30.0, 0.8, 0.3
@@ -181,8 +186,8 @@ def hooked(model, module, batch):
     return stored[0].double().numpy()
 
 
-def test_get_rdms_of_videos_equal_scipy_on_hooked_activations():
-    model = pfa.prepare_model("r3d_18", "random")
+def test_get_rdms_of_videos_equal_scipy_on_hooked_activations(r3d):
+    model = r3d
     transform = pfa.video_transform("r3d_18", **TINY)
     frame = pfa.get_rdms(grating_sets(), {"r3d": model}, None, which_layers=["conv1", "conv3"],
                          dissim_metrics=["corr", "euclidean_distance"], transform=transform,
@@ -214,14 +219,14 @@ def test_a_missing_video_file_in_an_image_set_fails_before_any_work(tmp_path):
                      transform=pfa.video_transform("r3d_18", **TINY), verbose=False)
 
 
-def test_video_files_in_an_image_set_give_the_rdms_of_their_frames(tmp_path):
+def test_video_files_in_an_image_set_give_the_rdms_of_their_frames(tmp_path, r3d):
     clips = [(pfa.moving_grating(4, 16, 16, direction=d) * 255).round().astype(np.uint8)
              for d in (0, 90, 180)]
     paths = []
     for index, clip in enumerate(clips):
         write_video(tmp_path / f"{index}.mov", clip)
         paths.append(str(tmp_path / f"{index}.mov"))
-    model = pfa.prepare_model("r3d_18", "random")
+    model = r3d
     kwargs = dict(which_layers=["conv1"], transform=pfa.video_transform("r3d_18", **TINY),
                   verbose=False)
     from_files = pfa.get_rdms([({"obj": "a"}, {(str(i),): p for i, p in enumerate(paths)},
@@ -230,3 +235,84 @@ def test_video_files_in_an_image_set_give_the_rdms_of_their_frames(tmp_path):
                                  ("d",), [])], {"r3d": model}, None, **kwargs)
     for a, b in zip(from_files.matrix, from_arrays.matrix):
         np.testing.assert_array_equal(a, b)
+
+
+def test_time_resolved_rdms_equal_scipy_per_time_step_on_hooked_activations(r3d):
+    model = r3d
+    transform = pfa.video_transform("r3d_18", **TINY)
+    frame = pfa.get_rdms(grating_sets()[:1], {"r3d": model}, None,
+                         which_layers=["conv1", "conv6"], transform=transform, verbose=False,
+                         time_resolved=True, frame_rate=25)
+    clips = grating_sets()[0][1]
+    batch = torch.stack([transform(clip) for clip in clips.values()])
+    inputs = batch.double().numpy()
+    modules = {"conv1": model.stem[0], "conv6": model.layer2[0].conv1[0]}
+    expected_steps = {"original_rgb": 4, "conv1": 4, "conv6": 2}
+    for layer, steps in expected_steps.items():
+        acts = inputs if layer == "original_rgb" else hooked(model, modules[layer], batch)
+        assert acts.shape[2] == steps
+        rows = frame[frame.layer == layer]
+        assert sorted(set(rows.time)) == list(range(steps))
+        for step in range(steps):
+            at_step = acts[:, :, step]
+            for activation_type, patterns in (
+                ("unit_level", at_step.reshape(len(at_step), -1)),
+                ("feature_means", at_step.reshape(*at_step.shape[:2], -1).mean(axis=2)),
+            ):
+                row = rows[(rows.time == step) & (rows.activation_type == activation_type)]
+                assert len(row) == 1
+                # 4 input frames over `steps` steps at 25 frames per second
+                assert row.time_s.iloc[0] == pytest.approx(step * 4 / steps / 25)
+                expected = ssd.squareform(ssd.pdist(patterns, "correlation"))
+                np.testing.assert_allclose(row.matrix.iloc[0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_time_resolved_rdms_survive_channel_slices_and_a_file_round_trip(tmp_path, r3d):
+    model = r3d
+    kwargs = dict(which_layers=["conv1"], transform=pfa.video_transform("r3d_18", **TINY),
+                  verbose=False, time_resolved=True)
+    whole = pfa.get_rdms(grating_sets(), {"r3d": model}, None, **kwargs)
+    budget = 2**26 + 450_000  # the accumulators' work chunks (64 MiB) and a little more
+    plan = pfa.get_rdms(grating_sets(), {"r3d": model}, None, max_memory=budget, dry_run=True,
+                        **kwargs)
+    assert plan.sliced_layers.max() == 1 and plan.passes.max() > 1
+    sliced = pfa.get_rdms(grating_sets(), {"r3d": model}, tmp_path / "r.parquet",
+                          max_memory=budget, **kwargs)
+    again = pfa.get_rdms(grating_sets(), {"r3d": model}, tmp_path / "r.parquet", **kwargs)
+    assert "time_s" not in whole.columns
+    for other in (sliced, again, pfa.load_frame(tmp_path / "r.parquet")):
+        assert list(other.time) == list(whole.time)
+        for a, b in zip(whole.matrix, other.matrix):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_a_time_by_time_meta_rdm_is_one_get_meta_rdms_call(r3d):
+    frame = pfa.get_rdms(grating_sets(), {"r3d": r3d}, None,
+                         which_layers=["conv1"], transform=pfa.video_transform("r3d_18", **TINY),
+                         verbose=False, time_resolved=True, frame_rate=10)
+    frame = frame[frame.layer == "conv1"]
+    meta = pfa.get_meta_rdms(frame, None, ["time"], verbose=False)
+    # one time x time meta-RDM per image set x activation type
+    assert len(meta) == 2 * 2
+    for _, row in meta.iterrows():
+        rdms = frame[(frame.obj == row.obj) & (frame.layer == row.layer)
+                     & (frame.activation_type == row.activation_type)].sort_values("time")
+        upper = np.stack([m[np.triu_indices(3, 1)] for m in rdms.matrix])
+        expected = ssd.squareform(ssd.pdist(upper, "correlation"))
+        np.testing.assert_allclose(row.matrix, expected, atol=1e-10)
+        assert row.entry_keys == tuple((t,) for t in range(4))
+
+
+def test_time_resolved_rdms_of_a_layer_without_a_time_axis_are_an_error(r3d):
+    with pytest.raises(pfa.InvalidInputError, match=r"time axis.*\('fc1', \d+\)"):
+        pfa.get_rdms(grating_sets(), {"r3d": r3d}, None, which_layers=["fc1"],
+                     transform=pfa.video_transform("r3d_18", **TINY), verbose=False,
+                     time_resolved=True)
+    images = [({"obj": "a"}, {("0",): np.zeros((8, 8, 3)), ("1",): np.ones((8, 8, 3))},
+               ("c",), [])]
+    with pytest.raises(pfa.InvalidInputError, match="original_rgb.*is the input a video"):
+        pfa.get_rdms(images, {"alexnet": ("alexnet", "random")}, None, which_layers=["conv1"],
+                     verbose=False, time_resolved=True)
+    with pytest.raises(pfa.InvalidInputError, match="'frame_rate' parameter of get_rdms"):
+        pfa.get_rdms(images, {"alexnet": ("alexnet", "random")}, None, frame_rate=25,
+                     verbose=False)
