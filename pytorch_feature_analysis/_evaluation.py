@@ -9,6 +9,7 @@ scores for draws of conditions and subjects; the public functions of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -74,29 +75,73 @@ class Evaluation:
     def subjects(self) -> int:
         return self.target_matrices.shape[0]
 
-    def scores(self, options: Options, count: int = 1, model_draws: torch.Tensor | None = None,
-               target_draws: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-        """(B, M, S) scores for batches of ``count`` draws (the identity where omitted)."""
-        n = len(self.entries)
-        pairs = _rdm_scores.Pairs.of(n, options.device)
+    def point(self, options: Options) -> torch.Tensor:
+        """(M, S) scores of every model RDM against every subject's RDM."""
+        identity = torch.arange(len(self.entries), device=options.device)[None]
+        return next(self._gathered(options, identity, identity))[0]
+
+    def resampled(self, options: Options, draws: torch.Tensor) -> Iterator[torch.Tensor]:
+        """(B, M, S) scores for batches of bootstrap draws of conditions (B, n)."""
+        if options.method not in _rdm_scores.FAST_METHODS:
+            yield from self._gathered(options, draws, draws)
+            return
+        models, targets = self._vectors(options)
+        for batch in draws.split(self._step()):
+            weights = _rdm_scores.pair_weights(batch, self._pairs(options))
+            yield self._checked(_rdm_scores.weighted_scores(
+                models, targets, weights, options.method))
+
+    def permuted(self, options: Options, permutations: torch.Tensor) -> Iterator[torch.Tensor]:
+        """(B, M, S) scores with the targets' conditions permuted (B, n)."""
+        if options.method not in _rdm_scores.FAST_METHODS:
+            identity = torch.arange(len(self.entries), device=options.device)[None]
+            yield from self._gathered(options, identity, permutations)
+            return
+        unit_models, target_matrices = _rdm_scores.normalised(
+            *self._vectors(options), self._pairs(options), options.method)
+        for batch in permutations.split(self._step()):
+            yield self._checked(_rdm_scores.permuted_scores(
+                unit_models, target_matrices, batch, self._pairs(options)))
+
+    def _gathered(self, options: Options, model_draws: torch.Tensor,
+                  target_draws: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Scores of each draw's RDM vectors, gathered batch by batch."""
+        pairs = self._pairs(options)
         sigma = condition_variances(options.sigma_k, self.entries, options.device)
-        step = _rdm_scores.batch_size(len(self.models) + self.subjects, n)
-        for start in range(0, count, step):
-            size = min(step, count - start)
-            mine = _batch(model_draws, start, size, n, options.device)
-            theirs = _batch(target_draws, start, size, n, options.device)
+        models = torch.nan_to_num(self.model_matrices)
+        count = max(len(model_draws), len(target_draws))
+        for start in range(0, count, self._step()):
+            mine = _batch(model_draws, start, self._step(), count)
+            theirs = _batch(target_draws, start, self._step(), count)
             valid = _rdm_scores.present(mine, pairs) & _rdm_scores.present(theirs, pairs)
-            yield _rdm_scores.scores(
-                _rdm_scores.gather(self.model_matrices, mine, pairs),
+            yield self._checked(_rdm_scores.scores(
+                _rdm_scores.gather(models, mine, pairs),
                 _rdm_scores.gather(self.target_matrices, theirs, pairs),
-                valid, options.method, theirs, pairs, sigma)
+                valid, options.method, theirs, pairs, sigma))
+
+    def _pairs(self, options: Options) -> _rdm_scores.Pairs:
+        return _rdm_scores.Pairs.of(len(self.entries), options.device)
+
+    def _step(self) -> int:
+        return _rdm_scores.batch_size(len(self.models) + self.subjects, len(self.entries))
+
+    def _vectors(self, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
+        identity = torch.arange(len(self.entries), device=options.device)[None]
+        pairs = self._pairs(options)
+        return (_rdm_scores.gather(torch.nan_to_num(self.model_matrices), identity, pairs)[0],
+                _rdm_scores.gather(self.target_matrices, identity, pairs)[0])
+
+    def _checked(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` with NaN for model RDMs that hold an undefined dissimilarity."""
+        broken = torch.isnan(self.model_matrices).flatten(1).any(dim=1)
+        scores[:, broken] = math.nan
+        return scores
 
 
-def _batch(draws: torch.Tensor | None, start: int, size: int, n: int,
-           device: torch.device) -> torch.Tensor:
-    """Draws ``start`` to ``start + size`` (identity draws when ``draws`` is None)."""
-    if draws is None:
-        return torch.arange(n, device=device).expand(size, n)
+def _batch(draws: torch.Tensor, start: int, size: int, count: int) -> torch.Tensor:
+    """Draws ``start`` to ``start + size`` of ``count`` (one draw stands for all)."""
+    if len(draws) == 1:
+        return draws.expand(min(size, count - start), -1)
     return draws[start: start + size]
 
 

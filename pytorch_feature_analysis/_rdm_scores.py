@@ -68,11 +68,9 @@ def scores(models: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, met
            ) -> torch.Tensor:
     """Score (B, M, P) model vectors against (B, S, P) target vectors: (B, M, S).
 
-    A model vector with NaN in a present cell scores NaN; so does a constant
-    one (for ``'cosine'``: an all-zero one).
+    A constant vector scores NaN (for ``'cosine'``: an all-zero one); the
+    vectors must hold no NaN.
     """
-    broken = (torch.isnan(models) & valid[:, None]).any(dim=2)
-    models = torch.nan_to_num(models)
     if method == "kendall_tau_a":
         result = torch.stack([_kendall_tau_a(m[:, keep], t[:, keep], same=False)
                               for m, t, keep in zip(models, targets, valid)])
@@ -85,7 +83,6 @@ def scores(models: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, met
             models, targets = _ranks(models, valid), _ranks(targets, valid)
         centre = method != "cosine"
         result = _products(_unit(models, valid, centre), _unit(targets, valid, centre))
-    result[broken] = math.nan
     return result
 
 
@@ -180,5 +177,112 @@ def pooled(vectors: np.ndarray, method: str) -> np.ndarray:
     if method in ("cosine", "cosine_cov"):
         return np.mean(vectors / np.sqrt(np.mean(vectors**2, axis=1, keepdims=True)), axis=0)
     centred = vectors - vectors.mean(axis=1, keepdims=True)
-    mean = np.mean(centred / centred.std(axis=1, keepdims=True), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.mean(centred / centred.std(axis=1, keepdims=True), axis=0)
     return mean - mean.min()
+
+
+#: Methods scored in closed form from weighted sums (bootstrap) or once-normalised
+#: vectors (permutations), without gathering each resample's RDM vectors.
+FAST_METHODS = ("pearson", "spearman", "cosine")
+
+
+def pair_weights(draws: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """(B, P) how often each pair of two different conditions occurs among the draws' pairs.
+
+    Drawing condition ``a`` ``k_a`` times and ``b`` ``k_b`` times gives
+    ``k_a * k_b`` pairs of draws holding the dissimilarity of ``a`` and ``b``;
+    pairs of draws of one condition are left out.
+    """
+    counts = torch.zeros(draws.shape, dtype=torch.float64, device=draws.device)
+    counts.scatter_add_(1, draws, torch.ones_like(counts))
+    return counts[:, pairs.first] * counts[:, pairs.second]
+
+
+def weighted_scores(models: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+                    method: str) -> torch.Tensor:
+    """(B, M, S) scores of (M, P) against (S, P) vectors, cell ``p`` repeated ``weights[b, p]``
+    times in resample ``b``: the same as scoring the resampled vectors themselves."""
+    if method == "spearman":
+        return _weighted_rank_scores(models, targets, weights)
+    total = weights.sum(dim=1)[:, None, None]
+    if method == "pearson":
+        models = models - models.mean(dim=1, keepdim=True)
+        targets = targets - targets.mean(dim=1, keepdim=True)
+    model_sums, target_sums = weights @ models.T, weights @ targets.T
+    model_squares, target_squares = weights @ (models**2).T, weights @ (targets**2).T
+    products = (models[:, None, :] * targets[None]).reshape(-1, models.shape[1])
+    cross = (weights @ products.T).reshape(len(weights), len(models), len(targets))
+    if method == "pearson":
+        cross = cross - model_sums[:, :, None] * target_sums[:, None, :] / total
+        model_squares = model_squares - model_sums**2 / total[:, :, 0]
+        target_squares = target_squares - target_sums**2 / total[:, :, 0]
+    scale_x = models.abs().amax(dim=1) ** 2 * total[:, :, 0] * 1e-12
+    scale_y = targets.abs().amax(dim=1) ** 2 * total[:, :, 0] * 1e-12
+    result = cross / torch.sqrt(model_squares[:, :, None] * target_squares[:, None, :])
+    result[(model_squares <= scale_x)[:, :, None].expand_as(result)] = math.nan
+    result[(target_squares <= scale_y)[:, None, :].expand_as(result)] = math.nan
+    return result.clamp_(-1.0, 1.0)
+
+
+def _weighted_ranks(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B, K, P) average ranks of the cells of (K, P) vectors repeated ``weights`` (B, P)
+    times, centred on the mean rank."""
+    ordered, order = torch.sort(vectors, dim=1)
+    positions = torch.arange(vectors.shape[1], device=vectors.device).expand_as(order)
+    new_run = torch.ones_like(ordered, dtype=torch.bool)
+    new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    start = torch.cummax(torch.where(new_run, positions, 0), dim=1).values
+    last = torch.where(torch.roll(new_run, -1, dims=1), positions, vectors.shape[1] - 1)
+    last[:, -1] = vectors.shape[1] - 1
+    end = torch.flip(torch.cummin(torch.flip(last, [1]), dim=1).values, [1])
+    count, size = weights.shape[0], order.shape
+    sorted_weights = weights.index_select(1, order.reshape(-1)).view(count, *size)
+    through = torch.cumsum(sorted_weights, dim=2)
+    before = (through - sorted_weights).gather(2, start.expand_as(through))
+    centred = (before + through.gather(2, end.expand_as(through))
+               - weights.sum(dim=1)[:, None, None]) / 2
+    return torch.empty_like(centred).scatter_(2, order.expand_as(centred), centred)
+
+
+def _weighted_rank_scores(models: torch.Tensor, targets: torch.Tensor,
+                          weights: torch.Tensor) -> torch.Tensor:
+    """Spearman scores of weighted cells: Pearson of weighted average ranks."""
+    model_ranks = _weighted_ranks(models, weights)
+    weighted = model_ranks * weights[:, None]
+    target_ranks = _weighted_ranks(targets, weights)
+    cross = torch.bmm(weighted, target_ranks.transpose(1, 2))
+    model_squares = (weighted * model_ranks).sum(dim=2)
+    target_squares = (target_ranks**2 * weights[:, None]).sum(dim=2)
+    result = cross / torch.sqrt(model_squares[:, :, None] * target_squares[:, None, :])
+    result[(model_squares == 0)[:, :, None].expand_as(result)] = math.nan
+    result[(target_squares == 0)[:, None, :].expand_as(result)] = math.nan
+    return result.clamp_(-1.0, 1.0)
+
+
+def normalised(models: torch.Tensor, targets: torch.Tensor, pairs: Pairs,
+               method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, P) model unit vectors and (S, n, n) target unit vectors as matrices: what a
+    permutation of the targets' conditions only reorders."""
+    valid = valid_all(pairs, models)
+    if method == "spearman":
+        models, targets = _ranks(models[None], valid)[0], _ranks(targets[None], valid)[0]
+    centre = method != "cosine"
+    unit_models = _unit(models[None], valid, centre)[0]
+    unit_targets = _unit(targets[None], valid, centre)[0]
+    matrices = targets.new_zeros((len(targets), pairs.n, pairs.n))
+    matrices[:, pairs.first, pairs.second] = unit_targets
+    return unit_models, matrices + matrices.transpose(1, 2)
+
+
+def permuted_scores(unit_models: torch.Tensor, target_matrices: torch.Tensor,
+                    permutations: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """(B, M, S) scores with the targets' conditions permuted (B, n), from
+    :func:`normalised` vectors."""
+    permuted = gather(target_matrices, permutations, pairs)
+    return torch.matmul(permuted, unit_models.T).transpose(1, 2).clamp_(-1.0, 1.0)
+
+
+def valid_all(pairs: Pairs, like: torch.Tensor) -> torch.Tensor:
+    """A (1, P) mask of every pair."""
+    return torch.ones((1, pairs.first.numel()), dtype=torch.bool, device=like.device)

@@ -14,6 +14,7 @@ not change them.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -70,13 +71,10 @@ def _fraction(value: Any, param: str) -> float:
     return float(value)
 
 
-def _mean_scores(evaluation: Evaluation, options: Options, count: int = 1,
-                 model_draws: torch.Tensor | None = None,
-                 target_draws: torch.Tensor | None = None,
-                 weights: torch.Tensor | None = None) -> np.ndarray:
-    """(count, M) scores averaged over subjects (weighted by how often each was drawn)."""
+def _subject_mean(batches: Any, weights: torch.Tensor | None = None) -> np.ndarray:
+    """(B, M) means over subjects of (B, M, S) batches (weighted by how often each was drawn)."""
     means, start = [], 0
-    for batch in evaluation.scores(options, count, model_draws, target_draws):
+    for batch in batches:
         if weights is None:
             means.append(batch.mean(dim=2))
         else:
@@ -90,14 +88,15 @@ def _bootstrap(evaluation: Evaluation, options: Options, count: int, over: str) 
     """(count, M) mean scores over resampled conditions and/or subjects."""
     rng = np.random.default_rng((evaluation.seed, 0))
     n, subjects = len(evaluation.entries), evaluation.subjects
-    draws = weights = None
+    draws = torch.arange(n, device=options.device).expand(count, n)
+    weights = None
     if over in ("conditions", "both"):
         draws = torch.as_tensor(rng.integers(0, n, size=(count, n)), device=options.device)
     if over in ("subjects", "both"):
         picked = rng.integers(0, subjects, size=(count, subjects))
         counts = (picked[:, :, None] == np.arange(subjects)).sum(axis=1)
         weights = torch.as_tensor(counts, dtype=torch.float64, device=options.device)
-    return _mean_scores(evaluation, options, count, draws, draws, weights)
+    return _subject_mean(evaluation.resampled(options, draws), weights)
 
 
 def _null(evaluation: Evaluation, options: Options, count: int) -> np.ndarray:
@@ -105,8 +104,8 @@ def _null(evaluation: Evaluation, options: Options, count: int) -> np.ndarray:
     rng = np.random.default_rng((evaluation.seed, 1))
     n = len(evaluation.entries)
     draws = rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1)
-    return _mean_scores(evaluation, options, count, None,
-                        torch.as_tensor(draws, device=options.device))
+    return _subject_mean(evaluation.permuted(options, torch.as_tensor(draws,
+                                                                     device=options.device)))
 
 
 def _ceiling(target_matrices: torch.Tensor, options: Options, entries: list) -> tuple:
@@ -131,7 +130,8 @@ def _ceiling(target_matrices: torch.Tensor, options: Options, entries: list) -> 
 def _inference_columns(samples: np.ndarray, confidence: float, prefix: str = "") -> dict:
     """Bootstrap SE and percentile CI per column of ``samples`` (NaN resamples left out)."""
     tail = 100 * (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
         return {f"{prefix}se": np.nanstd(samples, axis=0, ddof=1),
                 f"{prefix}ci_low": low, f"{prefix}ci_high": high}
@@ -140,7 +140,7 @@ def _inference_columns(samples: np.ndarray, confidence: float, prefix: str = "")
 def _evaluation_rows(evaluation: Evaluation, options: Options, subject_column: str | None,
                      inference: dict) -> list[dict]:
     """One row per model RDM of ``evaluation``: its score and what was asked besides."""
-    point = next(evaluation.scores(options))[0].cpu().numpy()
+    point = evaluation.point(options).cpu().numpy()
     subjects = evaluation.subjects
     columns: dict[str, Any] = {"score": point.mean(axis=1)}
     if subject_column is not None:
@@ -386,7 +386,7 @@ def _pair_rows(evaluation: Evaluation, options: Options, inference: dict) -> lis
     """Every pair of model RDMs of ``evaluation``: difference, SE, CI, p values."""
     from statsmodels.stats.multitest import multipletests
 
-    score = _mean_scores(evaluation, options)[0]
+    score = evaluation.point(options).mean(dim=1).cpu().numpy()
     samples = _bootstrap(evaluation, options, inference["bootstrap"], inference["over"])
     first, second = np.triu_indices(len(score), 1)
     if not len(first):

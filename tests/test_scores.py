@@ -10,7 +10,7 @@ import torch
 from statsmodels.stats.multitest import multipletests
 
 import pytorch_feature_analysis as pfa
-from pytorch_feature_analysis import _evaluation, scores as scores_module
+from pytorch_feature_analysis import _evaluation, _rdm_scores, scores as scores_module
 
 STIMULI = ("cat", "dog", "car", "cup", "pen", "box", "hat")
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "cosine": "cosine",
@@ -274,3 +274,21 @@ def test_scores_on_cuda_equal_cpu():
         on_gpu = pfa.compare_to_targets(model, target, method=method, bootstrap=50,
                                         device="cuda")
         pd.testing.assert_frame_equal(on_cpu, on_gpu, atol=1e-10, check_exact=False)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman", "cosine"])
+def test_closed_form_resamples_equal_gathered_resamples(method, monkeypatch):
+    """Bootstrap resamples scored from pair weights, and permutations from vectors
+    normalised once, equal scoring each resample's own RDM vectors (ties included)."""
+    rng = np.random.default_rng(16)
+    model = model_frame(rng, layers=("conv1", "fc1", "fc2"))
+    model["matrix"] = [np.round(m, 1) for m in model["matrix"]]
+    target = subject_frame(patterns(rng), rng, subjects=3)
+    target["matrix"] = [np.round(m, 1) for m in target["matrix"]]
+    options = dict(method=method, bootstrap=40, permutations=40, random_state=2)
+    closed_form = pfa.compare_to_targets(model, target, **options)
+    monkeypatch.setattr(_rdm_scores, "FAST_METHODS", ())
+    gathered = pfa.compare_to_targets(model, target, **options)
+    assert np.isfinite(closed_form.filter(like="score")).all().all()
+    assert closed_form["p_value"].nunique() > 1
+    pd.testing.assert_frame_equal(closed_form, gathered, check_exact=False, atol=1e-12)
