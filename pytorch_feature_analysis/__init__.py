@@ -33,6 +33,7 @@ from . import (
     rdms,
     scores,
     selection,
+    stateful,
     stimuli,
     targets,
     testing,
@@ -56,6 +57,7 @@ from .plotting import *  # noqa: F401,F403
 from .rdms import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
+from .stateful import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
 from .targets import *  # noqa: F401,F403
 from .video import *  # noqa: F401,F403
@@ -68,6 +70,7 @@ __all__ = ["InvalidInputError"] + [
         cornet,
         stimuli,
         video,
+        stateful,
         activations,
         dissim,
         rdms,
