@@ -37,6 +37,7 @@ from . import (
     stimuli,
     targets,
     testing,
+    timeplots,
     video,
 )
 from ._validation import InvalidInputError
@@ -60,6 +61,7 @@ from .selection import *  # noqa: F401,F403
 from .stateful import *  # noqa: F401,F403
 from .stimuli import *  # noqa: F401,F403
 from .targets import *  # noqa: F401,F403
+from .timeplots import *  # noqa: F401,F403
 from .video import *  # noqa: F401,F403
 
 
@@ -81,6 +83,7 @@ __all__ = ["InvalidInputError"] + [
         io,
         selection,
         plotting,
+        timeplots,
         interpret,
         anova,
         decoding,
