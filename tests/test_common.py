@@ -90,6 +90,16 @@ CALLS = {
     "to_rsatoolbox": lambda **kw: pfa.to_rsatoolbox(kw["rdm_df"]),
     "compare_to_targets": lambda **kw: pfa.compare_to_targets(kw["rdm_df"], rdm_frame()),
     "compare_models": lambda **kw: pfa.compare_models(kw["rdm_df"], rdm_frame(), bootstrap=5),
+    "attribution_maps": lambda **kw: pfa.attribution_maps(
+        images(2), MODEL, "conv2", [0], transform=to_tensor64, verbose=False, **kw),
+    "empirical_receptive_fields": lambda **kw: pfa.empirical_receptive_fields(
+        images(2), MODEL, "conv2", [0], transform=to_tensor64, verbose=False, **kw),
+    "minimal_parcel_images": lambda **kw: pfa.minimal_parcel_images(
+        images(1), MODEL, "conv2", [0], parcel_options={"n_segments": 4},
+        transform=to_tensor64, verbose=False, **kw),
+    "minimal_component_images": lambda **kw: pfa.minimal_component_images(
+        images(1), MODEL, "conv2", [0], n_components=2, transform=to_tensor64, verbose=False,
+        **kw),
 }
 ALIASES = {"compute_etas_for_model_and_imageset_fast": "unit_anova", "my_mds": "rdm_mds"}
 # Generic frame helpers and writers take any frame: no column is required of them.
