@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -119,25 +120,30 @@ def write_task_part(rows: list[dict], target: DatasetTarget, fingerprint: dict) 
     return os.fspath(path)
 
 
-_BUILT_MODELS: dict = {}  # (description, fingerprint) -> model: the two last built in this process
+_MODELS: dict = {}  # (name, weights fingerprint) -> model: the two last used in this process
 _KEEP_MODELS = 2
+
+
+def _worker_model(name: str, fingerprint: str, make: Callable[[], Any]) -> Any:
+    """The model ``name`` with these weights: kept from an earlier task, or made now."""
+    key = (name, fingerprint)
+    if key not in _MODELS:
+        while len(_MODELS) >= _KEEP_MODELS:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = make()
+    return _MODELS[key]
 
 
 def _built_model(name: str, description: tuple, expected: str) -> Any:
     """The model ``name`` built from ``(base_model, weights, seed)``, checked against ``expected``."""
-    key = (repr(description), expected)
-    if key not in _BUILT_MODELS:
-        model = prepare_model(*description[:2], random_state=description[2])
-        if weights_fingerprint(model) != expected:
-            raise problem(
-                f"the model {name!r} built on a worker from {description!r} has other weights "
-                "than the one planned on the machine that submitted the work; give models as "
-                "(base_model, weights) with seeded or stored weights, or as modules."
-            )
-        while len(_BUILT_MODELS) >= _KEEP_MODELS:
-            _BUILT_MODELS.pop(next(iter(_BUILT_MODELS)))
-        _BUILT_MODELS[key] = model
-    return _BUILT_MODELS[key]
+    model = prepare_model(*description[:2], random_state=description[2])
+    if weights_fingerprint(model) != expected:
+        raise problem(
+            f"the model {name!r} built on a worker from {description!r} has other weights "
+            "than the one planned on the machine that submitted the work; give models as "
+            "(base_model, weights) with seeded or stored weights, or as modules."
+        )
+    return model
 
 
 def task_part(compute: Callable, task: dict, target: DatasetTarget, fingerprint: dict,
@@ -145,13 +151,14 @@ def task_part(compute: Callable, task: dict, target: DatasetTarget, fingerprint:
     """Compute one image set x model and write its part; the part's path.
 
     On a worker the task comes without its model: it is built from
-    ``description``, or taken from the ``models`` sent to every worker.
+    ``description``, or unpickled from the ``models`` sent to every worker
+    (pickled here, as Dask's own serialisation of modules loses their hooks).
     """
     if task["model"] is None:
-        name = task["model_name"]
-        model = (models[name] if description is None
-                 else _built_model(name, description, fingerprint["weights"]))
-        task = dict(task, model=model)
+        name, weights = task["model_name"], fingerprint["weights"]
+        make = ((lambda: pickle.loads(models[name])) if description is None
+                else (lambda: _built_model(name, description, weights)))
+        task = dict(task, model=_worker_model(name, weights, make))
     return write_task_part(compute(**task), target, fingerprint)
 
 
@@ -188,8 +195,8 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
 def _on_cluster(call: Any, client: Any, calls: list[dict]) -> Any:
     """Submit the tasks without their models: built on the workers, or sent once."""
     described = {name: spec for name, spec in call.descriptions.items() if spec is not None}
-    modules = {name: model_plan.model for name, model_plan in call.plan.models.items()
-               if name not in described}
+    modules = {name: pickle.dumps(model_plan.model) for name, model_plan
+               in call.plan.models.items() if name not in described}
     tag = hashlib.sha256(os.urandom(16)).hexdigest()[:8]
     submitted = [
         (f"pfa-rdms-{tag}-{i}",
