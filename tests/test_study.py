@@ -184,9 +184,20 @@ def test_a_folder_of_another_study_is_refused_naming_the_part(image_sets, tmp_pa
         pfa.get_rdms(relabelled, described(), f"{folder}/", **KWARGS)
 
 
-def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, serial, tmp_path):
+def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, serial, tmp_path,
+                                                          monkeypatch):
     distributed = pytest.importorskip("distributed")
     folder = tmp_path / "study"
+    failed = tmp_path / "failed_once"
+    real = rdms_module._image_set_rdms
+
+    def fails_once(**task):  # runs on the workers: the first task fails, and is retried
+        if not failed.exists():
+            failed.write_text(task["model_name"])
+            raise RuntimeError("a worker lost its task")
+        return real(**task)
+
+    monkeypatch.setattr(rdms_module, "_image_set_rdms", fails_once)
     with deadline(240), distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
         worker_dashboard_address=None,
@@ -200,6 +211,7 @@ def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, serial, tmp
                             serial.sort_values(["model", "obj", "layer_num", "perm"],
                                                key=lambda c: c.astype(str)).reset_index(drop=True))
     assert len(workers) == 2 and os.getpid() not in workers.values()
+    assert failed.read_text() in {"squeeze", "little"}
 
 
 def test_an_unreachable_scheduler_is_an_error_and_writes_nothing(image_sets, tmp_path):
