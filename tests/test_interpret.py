@@ -9,6 +9,7 @@ never from the code under test.
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -353,14 +354,14 @@ def test_the_empirical_field_averages_thresholded_maps_at_the_top_unit():
 
 
 def synthesize(**options):
-    options = {"image_size": 16, "n_iter": 30, "lr": 0.05, "transform": to_tensor64,
+    options = {"image_size": 16, "n_iter": 15, "lr": 0.1, "transform": to_tensor64,
                "verbose": False, **options}
-    return pfa.synthesize_images(MODEL, options.pop("layers", "conv2"),
+    return pfa.synthesize_images(options.pop("model", MODEL), options.pop("layers", "conv2"),
                                  options.pop("channels", [0, 3]), **options)
 
 
 def test_synthesis_raises_the_target_far_above_its_start_and_is_seeded():
-    found = synthesize(snapshot_every=10)
+    found = synthesize(snapshot_every=5)
     noise = pixels([np.random.default_rng(0).uniform(0, 1, size=(16, 16, 3))])
     with torch.no_grad():
         start = MODEL[:4](noise)[0].mean(dim=(1, 2))
@@ -372,9 +373,9 @@ def test_synthesis_raises_the_target_far_above_its_start_and_is_seeded():
         assert row["activation_end"] == pytest.approx(float(end[k, channel].mean()), abs=1e-12)
         # far beyond the spread of the channel's activation over 50 noise images
         assert row["activation_end"] - row["activation_start"] > 20 * float(spread[channel])
-        assert row["history"].shape == (31,) and row["snapshots"].shape == (4, 3, 16, 16)
+        assert row["history"].shape == (16,) and row["snapshots"].shape == (4, 3, 16, 16)
         np.testing.assert_array_equal(row["snapshots"][0], noise[0].numpy())
-    again, other = synthesize(snapshot_every=10), synthesize(random_state=1)
+    again, other = synthesize(snapshot_every=5), synthesize(random_state=1)
     for column in ("image", "history", "snapshots"):
         for a, b in zip(found[column], again[column]):
             np.testing.assert_array_equal(a, b)
@@ -524,3 +525,64 @@ def test_the_map_grid_has_one_axes_per_row_titled_by_what_varies():
         pfa.plot_map_grid(found)
     with pytest.raises(pfa.InvalidInputError, match=r"no image for key 1"):
         pfa.plot_map_grid(frame, images[:1])
+
+
+# ---------------------------------------------------------------------------
+# Every frame, the device and the inputs
+# ---------------------------------------------------------------------------
+
+
+def test_every_frame_survives_parquet(tmp_path):
+    frames = {
+        "fields": pfa.receptive_fields(MODEL, ["conv1", "conv2"], [(0, 0), (5, 5)],
+                                       image_size=16),
+        "empirical": pfa.empirical_receptive_fields(pictures(2), MODEL, "conv2", [0, 1],
+                                                    transform=to_tensor64, verbose=False),
+        "synthesis": pd.concat([synthesize(n_iter=2), synthesize(n_iter=2, snapshot_every=1)],
+                               ignore_index=True),
+        "parcels": pfa.minimal_parcel_images(blocks(1, 0), MODEL, "conv2", [0],
+                                             parcel_options={"n_segments": 4},
+                                             transform=to_tensor64, verbose=False),
+    }
+    for name, frame in frames.items():
+        path = pfa.save_frame(frame, tmp_path / f"{name}.parquet")
+        pfa.testing.assert_frames_identical(pfa.load_frame(path), frame)
+
+
+def hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
+
+
+def test_the_model_and_images_are_left_as_they_were():
+    model = copy.deepcopy(MODEL)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = pictures(2)
+    kept = [image.copy() for image in images]
+    maps(images=images, model=model, window=4, n_samples=2,
+         methods=["saliency", "guided_saliency", "smooth_saliency", "occlusion", "activation"])
+    synthesize(model=model, n_iter=2, init_image=images[0])
+    pfa.receptive_fields(model, "conv2", (1, 1), image_size=16)
+    pfa.minimal_component_images(images, model, "conv2", [0], n_components=2,
+                                 transform=to_tensor64, verbose=False)
+    assert hooks(model) == 0 and not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(np.array_equal(a, b) for a, b in zip(images, kept))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_results():
+    model = linear_model().float()
+    options = dict(model=model, layers="conv2", channels=[0, 2], window=4,
+                   methods=["saliency", "occlusion", "activation"],
+                   transform=lambda image: to_tensor64(image).float())
+    on_cpu, on_gpu = maps(**options), maps(**options, device="cuda")
+    for a, b in zip(on_cpu["map"], on_gpu["map"]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_without_a_gpu_is_named():
+    with pytest.raises(pfa.InvalidInputError, match=r"'device' parameter of attribution_maps"):
+        maps(device="cuda")
