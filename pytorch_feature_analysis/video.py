@@ -426,7 +426,8 @@ def video_transform(
         length, and a shorter clip is an error.
     crop_size, resize_size : int or (int, int), optional
         Override the preset's sizes (e.g. tiny inputs for quick tests); an
-        int ``resize_size`` is the shorter side.
+        int ``crop_size`` is a square, an int ``resize_size`` the shorter
+        side.
 
     Returns
     -------
@@ -455,7 +456,7 @@ def video_transform(
     return VideoTransform(
         num_frames=check_int(num_frames, "num_frames", minimum=1),
         crop_size=tuple(_size_pair(preset.crop_size if crop_size is None else crop_size,
-                                   "crop_size")),
+                                   "crop_size") * 2)[:2],
         resize_size=tuple(_size_pair(preset.resize_size if resize_size is None else resize_size,
                                      "resize_size")),
         mean=tuple(preset.mean),
