@@ -1,4 +1,4 @@
-"""Plots of RDMs: MDS plots of one RDM, heatmaps of one RDM or a grid of many.
+"""Plots of RDMs (MDS plots of one RDM, heatmaps of one RDM or a grid of many) and of scores.
 
 Every function takes rows of an RDM frame (the output of ``get_rdms`` or
 ``get_meta_rdms``) and uses their ``matrix`` and ``entry_keys`` columns, so
@@ -31,6 +31,7 @@ __all__ = [
     "alphatize_image",
     "plot_rdm",
     "plot_rdm_grid",
+    "plot_score_profile",
 ]
 
 # The columns every plot reads from an RDM frame.
@@ -881,3 +882,115 @@ def _panel_grid(n_panels, col_wrap, height):
     for ax in axes[n_panels:]:
         ax.remove()
     return fig, axes[:n_panels]
+
+
+def _profile_axis(scores, x):
+    """The x column of a score profile: as given, else the target's time, else layer_num."""
+    if x is None:
+        x = "target_time" if "target_time" in scores.columns else "layer_num"
+    check_columns(scores, [x, "score"], "scores")
+    return x
+
+
+def _profile_lines(scores, x, hue):
+    """One sorted frame per line; two rows at one x of one line are an error."""
+    lines = [(None, scores)] if hue is None else list(scores.groupby(hue, sort=False))
+    for name, line in lines:
+        repeated = line[x].duplicated()
+        if repeated.any():
+            varying = [c for c in _varying_columns(line) if c not in (x, "score")]
+            raise fail("scores", f"one row per {x!r} for each line (filter the frame, or "
+                       "pass hue= a column that tells the rows apart)",
+                       f"{int(repeated.sum())} repeated {x!r} values in line {name!r}; "
+                       f"columns that vary: {varying}", raw=True)
+    return [(name, line.sort_values(x)) for name, line in lines]
+
+
+def _draw_ceiling(ax, scores, x):
+    """The noise-ceiling band (per x where it varies, e.g. over time)."""
+    if not {"noise_ceiling_lower", "noise_ceiling_upper"} <= set(scores.columns):
+        return
+    ceiling = scores.groupby(x)[["noise_ceiling_lower", "noise_ceiling_upper"]].first()
+    if ceiling.isna().all().all():
+        return
+    if len(ceiling.drop_duplicates()) == 1:
+        lower, upper = ceiling.iloc[0]
+        ax.axhspan(lower, upper, color="0.85", zorder=0, label="noise ceiling")
+    else:
+        ax.fill_between(ceiling.index, ceiling["noise_ceiling_lower"],
+                        ceiling["noise_ceiling_upper"], color="0.85", zorder=0,
+                        label="noise ceiling")
+
+
+def _line_band(line):
+    """The uncertainty band of a line: bootstrap CI, else the SEM over subjects."""
+    if {"score_ci_low", "score_ci_high"} <= set(line.columns):
+        return line["score_ci_low"], line["score_ci_high"]
+    if "score_sem" in line.columns:
+        return line["score"] - line["score_sem"], line["score"] + line["score_sem"]
+    return None
+
+
+@public
+def plot_score_profile(scores, x=None, hue="model", alpha=0.05, ax=None):
+    """Score against layer (or time): a line per model, uncertainty and noise-ceiling bands.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Rows of :func:`~pytorch_feature_analysis.compare_to_targets` for one
+        target (or one line per ``hue`` value).
+    x : str, optional
+        The column along the x axis: ``'target_time'`` when the targets have a
+        ``time`` label (e.g. MEG), else ``'layer_num'`` (ticks labelled with
+        the layer names).
+    hue : str or None, default 'model'
+        The column that gives one line per value (e.g. ``'target_layer'`` to
+        draw several regions against time); None for one line.
+    alpha : float, default 0.05
+        Rows with ``p_value < alpha`` (when the frame has permutation p
+        values) get a mark under their line.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (a new figure when omitted).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The bands are the bootstrap interval (``score_ci_low`` to
+        ``score_ci_high``) when present, else the mean's standard error over
+        subjects; the grey band is the noise ceiling.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({'model': 'net', 'layer': ['conv1', 'fc1'],
+    ...                        'layer_num': [1, 2], 'score': [0.2, 0.5],
+    ...                        'noise_ceiling_lower': 0.6, 'noise_ceiling_upper': 0.7})
+    >>> ax = plot_score_profile(scores)
+    >>> [label.get_text() for label in ax.get_xticklabels()]
+    ['conv1', 'fc1']
+    """
+    x = _profile_axis(scores, x)
+    if hue is not None:
+        check_columns(scores, [hue], "scores")
+    lines = _profile_lines(scores, x, hue)
+    ax = plt.subplots(figsize=(6, 4))[1] if ax is None else ax
+    _draw_ceiling(ax, scores, x)
+    bottom = min(0.0, float(np.nanmin(scores["score"])))
+    for step, (name, line) in enumerate(lines):
+        drawn = ax.plot(line[x], line["score"], marker="o", label=name)[0]
+        band = _line_band(line)
+        if band is not None:
+            ax.fill_between(line[x], *band, color=drawn.get_color(), alpha=0.2)
+        if "p_value" in line.columns:
+            marked = line[line["p_value"] < alpha]
+            ax.plot(marked[x], [bottom - 0.04 * (step + 1)] * len(marked), linestyle="none",
+                    marker="*", color=drawn.get_color())
+    if x == "layer_num" and "layer" in scores.columns:
+        ticks = scores.drop_duplicates("layer_num").sort_values("layer_num")
+        ax.set_xticks(ticks["layer_num"], ticks["layer"], rotation=45, ha="right")
+    ax.set_xlabel("time" if x == "target_time" else ("layer" if x == "layer_num" else x))
+    ax.set_ylabel(f"score ({scores['method'].iloc[0]})" if "method" in scores else "score")
+    if hue is not None or "noise_ceiling_lower" in scores.columns:
+        ax.legend(frameon=False, fontsize="small")
+    return ax

@@ -34,7 +34,8 @@ def kernel_name(tmp_path, monkeypatch):
 def test_the_notebooks_are_found():
     names = [path.name for path in NOTEBOOKS]
     assert names == ["01_rsa_walkthrough.ipynb", "02_anova_and_svm.ipynb",
-                     "03_models_vs_brain.ipynb", "04_encoding_models.ipynb", "05_what_units_see.ipynb",
+                     "03_models_vs_brain.ipynb", "04_encoding_models.ipynb",
+                     "05_what_units_see.ipynb",
                      "06_moving_stimuli.ipynb"]
 
 

@@ -292,3 +292,52 @@ def test_closed_form_resamples_equal_gathered_resamples(method, monkeypatch):
     assert np.isfinite(closed_form.filter(like="score")).all().all()
     assert closed_form["p_value"].nunique() > 1
     pd.testing.assert_frame_equal(closed_form, gathered, check_exact=False, atol=1e-12)
+
+
+def test_the_layer_profile_draws_lines_bands_ceiling_and_marks():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(17)
+    truth = patterns(rng)
+    target = subject_frame(truth, rng, subjects=3, noise=0.5)
+    noisy = [{k: v + scale * rng.normal(size=30) for k, v in truth.items()}
+             for scale in (0.2, 3.0, 30.0)]
+    model = pfa.rdms_from_patterns([({"model": name, "layer": layer}, patterns_, ("stimulus",))
+                                    for name in ("a", "b")
+                                    for layer, patterns_ in zip(("conv1", "conv2", "fc"), noisy)])
+    scores = pfa.compare_to_targets(model, target, method="pearson", bootstrap=50,
+                                    permutations=50)
+    ax = pfa.plot_score_profile(scores)
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [line.get_label() for line in lines] == ["a", "b"]
+    np.testing.assert_allclose(lines[0].get_ydata(), scores["score"][:3])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv1", "conv2", "fc"]
+    marks = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    significant = scores[scores["p_value"] < 0.05]
+    assert sum(len(m.get_xdata()) for m in marks) == len(significant) > 0
+    ceiling = [p for p in ax.patches if p.get_label() == "noise ceiling"]
+    assert len(ceiling) == 1
+    assert ceiling[0].get_y() == pytest.approx(scores["noise_ceiling_lower"][0])
+    assert len(ax.collections) == 2
+    plt.close("all")
+    with pytest.raises(pfa.InvalidInputError, match=r"one row per 'layer_num'.*'model'"):
+        pfa.plot_score_profile(scores, hue=None)
+
+
+def test_time_resolved_targets_plot_score_against_time():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(18)
+    truth = patterns(rng)
+    target = pfa.rdms_from_patterns([
+        ({"model": "meg", "layer": "sensors", "time": t},
+         {k: v + (1 + t) * rng.normal(size=30) for k, v in truth.items()}, ("stimulus",))
+        for t in range(4)])
+    model = pfa.rdms_from_patterns([({"model": "net", "layer": "fc"}, truth, ("stimulus",))])
+    scores = pfa.compare_to_targets(model, target, method="pearson")
+    ax = pfa.plot_score_profile(scores)
+    assert ax.get_xlabel() == "time"
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1, 2, 3])
+    assert line.get_ydata()[0] > line.get_ydata()[-1]
+    plt.close("all")
