@@ -14,6 +14,7 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 from scipy.spatial.distance import pdist, squareform
 
 import pytorch_feature_analysis as pfa
@@ -33,7 +34,6 @@ def frames(models, subjects, conditions, seed=0):
                  "matrix": squareform(pdist(truth + noise * rng.normal(size=truth.shape))),
                  "entry_keys": keys, "entry_labels": labels} for k in range(count)]
 
-    import pandas as pd
     model = pd.DataFrame(rows(models, "net", 2.0)).drop(columns="subject")
     target = pd.DataFrame(rows(subjects, "fmri", 1.0)).assign(layer="IT")
     return model, target
@@ -49,9 +49,9 @@ def rsatoolbox_seconds(model, target, method, samples):
     import rsatoolbox
 
     upper = np.triu_indices(len(model["entry_keys"][0]), 1)
+    conditions = len(model["entry_keys"][0])
     data = rsatoolbox.rdm.RDMs(np.stack([m[upper] for m in target["matrix"]]),
-                               pattern_descriptors={"index": list(range(len(upper[0]) and
-                                                                         len(model["entry_keys"][0])))})
+                               pattern_descriptors={"index": list(range(conditions))})
     fixed = [rsatoolbox.model.ModelFixed(f"m{k}", m[upper]) for k, m in enumerate(model["matrix"])]
     seconds, _ = timed(lambda: rsatoolbox.inference.eval_bootstrap(
         fixed, data, method=RSATOOLBOX_NAMES[method], N=samples))

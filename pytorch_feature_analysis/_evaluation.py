@@ -209,8 +209,14 @@ def _aligned(rows: pd.DataFrame, keys: list, on_missing: str) -> tuple[list, tup
 
 
 def _checked_target(matrix: Any, position: Any, keys: list) -> np.ndarray:
-    """A target matrix as float64, refused if any dissimilarity is undefined."""
+    """A target matrix as float64, refused unless square, symmetric and defined."""
     matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (len(keys), len(keys)):
+        raise problem(f"target row {position!r} must hold a {len(keys)} x {len(keys)} matrix "
+                      f"(one row per entry key); got shape {matrix.shape} instead.")
+    if not np.allclose(matrix, matrix.T, equal_nan=True):
+        raise problem(f"target row {position!r} must hold a symmetric matrix; it differs "
+                      f"from its transpose by up to {np.nanmax(np.abs(matrix - matrix.T)):.3g}.")
     undefined = np.argwhere(np.isnan(np.triu(matrix, 1)))
     if len(undefined):
         first, second = undefined[0]

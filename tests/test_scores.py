@@ -239,6 +239,13 @@ def test_bad_input_is_named():
     broken.at[1, "matrix"] = matrix
     with pytest.raises(pfa.InvalidInputError, match=r"row 1 has 1 undefined \(NaN\).*'cat'"):
         pfa.compare_to_targets(model, broken)
+    lopsided = target.copy()
+    lopsided.at[0, "matrix"] = lopsided["matrix"][0] + np.triu(np.ones((7, 7)), 1)
+    with pytest.raises(pfa.InvalidInputError, match=r"row 0 must hold a symmetric matrix"):
+        pfa.compare_to_targets(model, lopsided)
+    lopsided.at[0, "matrix"] = np.zeros((6, 6))
+    with pytest.raises(pfa.InvalidInputError, match=r"row 0 must hold a 7 x 7 matrix"):
+        pfa.compare_to_targets(model, lopsided)
     with pytest.raises(pfa.InvalidInputError, match=r"'sigma_k' parameter.*'corr_cov'"):
         pfa.compare_to_targets(model, target, sigma_k=np.ones(7))
     with pytest.raises(pfa.InvalidInputError, match=r"'sigma_k' parameter.*7 variances"):
