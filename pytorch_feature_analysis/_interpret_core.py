@@ -22,7 +22,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_device, check_int, check_sequence, fail
+from ._plan import default_budget, format_bytes
+from ._validation import (
+    check_choice,
+    check_device,
+    check_int,
+    check_sequence,
+    fail,
+    parse_memory,
+)
 from .activations import _Capture, model_layers, resolve_layers
 from .stimuli import preprocess_images
 
@@ -215,6 +223,25 @@ def unit_values(model: nn.Module, book: dict, label: tuple, targets: Sequence[Ta
                 metric: str, pixels: torch.Tensor) -> torch.Tensor:
     """``(n, len(targets))`` activations of the targets for ``pixels`` (with gradients)."""
     return target_values(layer_output(model, book, label, pixels), targets, metric)
+
+
+def fitted_batch_size(book: dict, label: tuple, example: torch.Tensor, batch_size: int,
+                      max_memory: Any, device: Any) -> int:
+    """``batch_size``, lowered so one batch's pass up to ``label`` and back fits the budget.
+
+    One image needs its input and every layer output up to ``label``, twice
+    (values and gradients). The budget is ``max_memory``, or a safe share of
+    the memory free on ``device`` (as every extraction of the library).
+    """
+    labels = list(book)
+    sizes = [int(np.prod(book[each].shape)) for each in labels[: labels.index(label) + 1]]
+    per_image = 2 * example.element_size() * (example[0].numel() + sum(sizes))
+    budget = (default_budget(check_device(device)) if max_memory is None
+              else parse_memory(max_memory))
+    if per_image > budget:
+        raise fail("max_memory", f"at least {format_bytes(per_image)}, what one image needs "
+                   f"for a pass up to layer {label!r} and back", max_memory)
+    return max(1, min(batch_size, budget // per_image))
 
 
 def batches(count: int, batch_size: int) -> Iterator[slice]:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ._interpret_core import (
     batches,
     check_metric,
+    fitted_batch_size,
     frame_of,
     image_table,
     layer_labels,
@@ -144,8 +145,8 @@ def _search(parts: Parts, alone: np.ndarray, full: float, evaluate: Callable, k:
 
 
 def minimal_images(images, models, layers, channels, units, position, metric, split: Callable,
-                   method: str, params: dict, criterion, batch_size, device, transform,
-                   verbose) -> pd.DataFrame:
+                   method: str, params: dict, criterion, batch_size, max_memory, device,
+                   transform, verbose) -> pd.DataFrame:
     """The frame of minimal images; ``split(image)`` gives each image's :class:`Parts`."""
     pictures, keys, labels = image_table(images)
     metric, criterion = check_metric(metric), _criterion(criterion)
@@ -154,20 +155,21 @@ def minimal_images(images, models, layers, channels, units, position, metric, sp
     arrays = [np.asarray(load_image(picture), dtype=np.float64) / 255.0 for picture in pictures]
     plan = []
     for name, model in model_table(models).items():
-        book, chosen = layer_labels(model, name, layers,
-                                    pixels_of(pictures[:1], transform, model_dtype(model)))
+        example = pixels_of(pictures[:1], transform, model_dtype(model))
+        book, chosen = layer_labels(model, name, layers, example)
         plan += [(name, model, book, label, resolve_targets(
-            tuple(book[label].shape), label, name, channels, units, position))
+            tuple(book[label].shape), label, name, channels, units, position),
+            fitted_batch_size(book, label, example, batch_size, max_memory, device))
             for label in chosen]
     split_images = [split(array) for array in arrays]
     rows, params = [], {**params, "metric": metric, "criterion": criterion}
     with tqdm(total=len(plan) * len(arrays), disable=not verbose, desc=method,
               unit="image") as progress:
-        for name, model, book, label, targets in plan:
+        for name, model, book, label, targets, fitted in plan:
             with on_device(model, device) as where:
                 def evaluate(drawn: list) -> np.ndarray:
                     return _activations(drawn, model, book, label, targets, metric, transform,
-                                        batch_size, where)
+                                        fitted, where)
 
                 for key, label_values, array, parts in zip(keys, labels, arrays, split_images):
                     alone = evaluate([parts.combine([i]) for i in range(parts.count)])
@@ -196,6 +198,7 @@ def minimal_parcel_images(
     parcel_options: dict | None = None,
     criterion: str | float = "max",
     batch_size: int = 32,
+    max_memory: int | str | None = None,
     device: Any = "cpu",
     transform: Callable | None = None,
     verbose: bool = True,
@@ -220,7 +223,7 @@ def minimal_parcel_images(
         smallest such ``k``); a fraction ``f``: the smallest ``k`` whose image
         drives it to at least ``f`` times its activation to the whole image
         (every parcel, if none does).
-    batch_size, device, transform, verbose
+    batch_size, max_memory, device, transform, verbose
         As :func:`~pytorch_feature_analysis.attribution_maps`.
 
     Returns
@@ -255,7 +258,7 @@ def minimal_parcel_images(
         images, models, layers, channels, units, position, metric,
         lambda array: parcels(array, parcellation, options), "minimal_parcels",
         {"parcellation": parcellation, "parcel_options": dict(parcel_options or {})},
-        criterion, batch_size, device, transform, verbose)
+        criterion, batch_size, max_memory, device, transform, verbose)
 
 
 @public
@@ -273,6 +276,7 @@ def minimal_component_images(
     criterion: str | float = "max",
     random_state: int = 0,
     batch_size: int = 32,
+    max_memory: int | str | None = None,
     device: Any = "cpu",
     transform: Callable | None = None,
     verbose: bool = True,
@@ -298,7 +302,7 @@ def minimal_component_images(
         the fraction: the clipped reconstruction may fall short of the image).
     random_state : int, default 0
         Seed of the decomposition.
-    batch_size, device, transform, verbose
+    batch_size, max_memory, device, transform, verbose
         As :func:`~pytorch_feature_analysis.attribution_maps`.
 
     Returns
@@ -327,4 +331,4 @@ def minimal_component_images(
         "minimal_components",
         {"decomposition": decomposition, "n_components": n_components,
          "random_state": random_state},
-        criterion, batch_size, device, transform, verbose)
+        criterion, batch_size, max_memory, device, transform, verbose)

@@ -12,7 +12,9 @@ from tqdm.auto import tqdm
 
 from ._attribution import check_pair
 from ._interpret_core import (
+    batches,
     check_metric,
+    fitted_batch_size,
     frame_of,
     image_table,
     layer_labels,
@@ -117,16 +119,19 @@ def synthesize_images(
     smooth_gradient: float | None = None,
     snapshot_every: int | None = None,
     random_state: int = 0,
+    max_memory: int | str | None = None,
     device: Any = "cpu",
     transform: Callable | None = None,
     verbose: bool = True,
 ) -> pd.DataFrame:
     """Images that maximise chosen channels or units, by gradient ascent on the pixels.
 
-    Each target gets its own image; all of a layer's targets ascend together,
-    in one batch. Each step minimises ``regularization_weight * penalty -
-    activation`` with Adam, optionally smoothing the gradient and blurring the
-    image (preconditioning) with a Gaussian (DNNBrain's ``SynthesisImage``).
+    Each target gets its own image; a layer's targets ascend together, in
+    batches that fit ``max_memory`` (as in
+    :func:`~pytorch_feature_analysis.attribution_maps`). Each step minimises
+    ``regularization_weight * penalty - activation`` with Adam, optionally
+    smoothing the gradient and blurring the image (preconditioning) with a
+    Gaussian (DNNBrain's ``SynthesisImage``).
 
     Parameters
     ----------
@@ -156,7 +161,7 @@ def synthesize_images(
         Keep the image every this many steps (step 0 is the start).
     random_state : int, default 0
         Seed of the noise.
-    device, transform, verbose
+    max_memory, device, transform, verbose
         As :func:`~pytorch_feature_analysis.attribution_maps`.
 
     Returns
@@ -203,7 +208,9 @@ def synthesize_images(
         for label in chosen:
             targets = resolve_targets(tuple(book[label].shape), label, name, channels, units,
                                       position)
-            plan.append((name, model, book, label, targets, start))
+            fitted = fitted_batch_size(book, label, start, len(targets), max_memory, device)
+            plan += [(name, model, book, label, targets[part], start)
+                     for part in batches(len(targets), fitted)]
     params = {"metric": metric, "init": "noise" if init_image is None else "image",
               "random_state": random_state, **settings}
     rows = []

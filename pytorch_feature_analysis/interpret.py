@@ -19,6 +19,7 @@ minimal parcel images scikit-image.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ from ._attribution import (
 from ._interpret_core import (
     batches,
     check_metric,
+    fitted_batch_size,
     frame_of,
     image_table,
     layer_labels,
@@ -76,8 +78,12 @@ def _check_methods(methods: Any) -> list[str]:
 
 
 def _plan(models: dict, layers: Any, pictures: list, transform: Any, channels: Any,
-          units: Any, position: Any, methods: list, options: Any) -> list:
-    """``[(name, model, pixels, book, label, targets)]``, every input checked up front."""
+          units: Any, position: Any, methods: list, options: Any, max_memory: Any,
+          device: Any) -> list:
+    """``[(name, model, pixels, book, label, targets, options)]``, all checked up front.
+
+    Each layer's options carry the batch size that fits the memory budget.
+    """
     plan = []
     for name, model in models.items():
         pixels = pixels_of(pictures, transform, model_dtype(model))
@@ -89,7 +95,10 @@ def _plan(models: dict, layers: Any, pictures: list, transform: Any, channels: A
             for method in set(methods) & set(SPATIAL_METHODS):
                 needs_maps(shape, label, name, method)
             targets = resolve_targets(shape, label, name, channels, units, position)
-            plan.append((name, model, pixels, book, label, targets))
+            fitted = fitted_batch_size(book, label, pixels, options.batch_size, max_memory,
+                                       device)
+            plan.append((name, model, pixels, book, label, targets,
+                         replace(options, batch_size=fitted)))
     return plan
 
 
@@ -113,6 +122,7 @@ def attribution_maps(
     noise_level: float = 0.1,
     random_state: int = 0,
     batch_size: int = 32,
+    max_memory: int | str | None = None,
     device: Any = "cpu",
     transform: Callable | None = None,
     verbose: bool = True,
@@ -165,6 +175,10 @@ def attribution_maps(
         Seed of the noise (image ``i`` uses ``random_state + i``).
     batch_size : int, default 32
         Images (or occluded copies, or noisy copies) per forward pass.
+    max_memory : int or str, optional
+        Bytes (or a size such as ``'4GB'``) one batch may use: batches are
+        made smaller to fit (see Notes). Default: half of the memory free on
+        ``device``.
     device : {'cpu', 'cuda'} or torch.device, default 'cpu'
         Where the passes run (the model is moved there and back).
     transform : callable, optional
@@ -194,8 +208,11 @@ def attribution_maps(
     Notes
     -----
     Forward passes run in full float32 and stop right after the target
-    layer. Memory is one batch of the model's activations up to that layer,
-    plus its gradients for the saliency methods.
+    layer. Memory is one batch of the model's activations up to that layer
+    and their gradients: per image, twice the input and every layer output
+    up to the target; the batch size is lowered until a batch fits
+    ``max_memory``. Activation maps show the whole channel, also for a
+    ``position`` or a unit.
 
     Examples
     --------
@@ -216,16 +233,16 @@ def attribution_maps(
                           threshold, n_samples, noise_level, random_state, batch_size)
     verbose = check_bool(verbose, "verbose")
     plan = _plan(model_table(models), layers, pictures, transform, channels, units, position,
-                 methods, options)
+                 methods, options, max_memory, device)
     rows = []
     with tqdm(total=len(plan) * len(methods) * len(pictures), disable=not verbose,
               desc="attribution maps", unit="image") as progress:
-        for name, model, pixels, book, label, targets in plan:
+        for name, model, pixels, book, label, targets, fitted in plan:
             with on_device(model, device) as where:
                 for method in methods:
-                    for part in batches(len(pictures), batch_size):
+                    for part in batches(len(pictures), fitted.batch_size):
                         maps = compute_maps(method, model, book, label, targets,
-                                            pixels[part].to(where), options, part.start)
+                                            pixels[part].to(where), fitted, part.start)
                         rows += _rows(name, label, targets, method, options, maps,
                                       keys[part], labels[part])
                         progress.update(part.stop - part.start)
@@ -348,6 +365,7 @@ def empirical_receptive_fields(
     threshold: float | None = 0.5,
     interpolation: str = "bicubic",
     batch_size: int = 32,
+    max_memory: int | str | None = None,
     device: Any = "cpu",
     transform: Callable | None = None,
     verbose: bool = True,
@@ -368,7 +386,7 @@ def empirical_receptive_fields(
     threshold : float in [0, 1] or None, default 0.5
         Values of each resampled map below this quantile are set to 0.
     interpolation : {'nearest', 'bilinear', 'bicubic', 'area'}, default 'bicubic'
-    batch_size, device, transform, verbose
+    batch_size, max_memory, device, transform, verbose
         As :func:`attribution_maps`.
 
     Returns
@@ -394,8 +412,8 @@ def empirical_receptive_fields(
     pictures = image_table(images)[0]
     maps = attribution_maps(
         pictures, models, layers, channels, methods="activation", threshold=threshold,
-        interpolation=interpolation, batch_size=batch_size, device=device,
-        transform=transform, verbose=verbose)
+        interpolation=interpolation, batch_size=batch_size, max_memory=max_memory,
+        device=device, transform=transform, verbose=verbose)
     rows = []
     for name, model in model_table(models).items():
         pixels = pixels_of(pictures[:1], transform, model_dtype(model))

@@ -570,6 +570,31 @@ def test_the_model_and_images_are_left_as_they_were():
     assert all(np.array_equal(a, b) for a, b in zip(images, kept))
 
 
+def test_batches_shrink_to_fit_the_memory_budget():
+    # one float64 image up to conv2, values and gradients: input 3x16x16, conv1 and relu1
+    # 4x16x16, maxpool1 4x8x8, conv2 5x6x6
+    per_image = 2 * 8 * (768 + 1024 + 1024 + 256 + 180)
+    model = copy.deepcopy(MODEL)
+    calls = []
+    model[0].register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+    pfa.model_layers(model, pixels(pictures(1)))  # the trace's pass, kept for later calls
+    calls.clear()
+    fitted = maps(model=model, channels=[1], max_memory=2 * per_image + 7)
+    assert calls == [2, 1]
+    calls.clear()
+    unbounded = maps(model=model, channels=[1], max_memory="1GB")
+    assert calls == [3]
+    np.testing.assert_allclose(stacked(fitted, "saliency", 1), stacked(unbounded, "saliency", 1),
+                               atol=1e-12)
+    calls.clear()
+    synthesize(model=model, channels=[0, 1, 2], n_iter=0, max_memory=2 * per_image + 7)
+    assert calls == [2, 1]
+    with pytest.raises(pfa.InvalidInputError, match=r"'max_memory' parameter of attribution_maps "
+                       r"must be at least 52.0 kB, what one image needs for a pass up to layer "
+                       r"\('conv2', 4\) and back; got 1000 instead"):
+        maps(max_memory=1000)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_gives_the_cpu_results():
     model = linear_model().float()
