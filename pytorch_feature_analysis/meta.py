@@ -12,6 +12,7 @@ their meaning by taking a ``'_sub'`` suffix (``dissim_metric`` becomes
 from __future__ import annotations
 
 import copy
+import os
 from collections import Counter
 from typing import Any, Sequence
 
@@ -28,9 +29,9 @@ from ._contract import (
     level_down_name,
     stable_seed,
 )
-from ._validation import InvalidInputError, check_int, fail, problem, public
+from ._meta_dataset import MetaOutput, group_with_matrices, skeleton
+from ._validation import InvalidInputError, check_bool, check_int, fail, problem, public
 from .dissim import Metric, compute_rdms, resolve_metrics
-from .io import frame_format, save_frame
 
 __all__ = ["get_meta_rdms", "subset_rdm_df", "compute_tolerances"]
 
@@ -260,7 +261,9 @@ def get_meta_rdms(
     dissim_metrics: Any = ("corr",),
     random_state: Any = 0,
     verbose: bool = True,
-) -> pd.DataFrame:
+    *,
+    collect: bool = True,
+) -> pd.DataFrame | None:
     """Make meta-RDMs: RDMs whose entries are the RDMs of a frame.
 
     The rows of ``rdm_df`` are grouped by ``grouping_variables``; within a
@@ -274,9 +277,17 @@ def get_meta_rdms(
         An RDM frame (from :func:`get_rdms` or from this function, for
         higher orders). Needs ``matrix``, ``entry_keys``, ``entry_labels``,
         the entry variables and the grouping variables. It is not modified.
+        Or the folder of a dataset (e.g. written by :func:`get_rdms` to
+        ``'study_rdms/'``): it is read one group at a time, each group's
+        RDMs with a filter on its grouping variables pushed down to the
+        parquet parts, so memory holds the RDMs of one group (and one small
+        row per RDM, without its matrix) rather than the whole study.
     out_fname : str, os.PathLike or None
         Where to save the result (:func:`save_frame`: parquet, pickle or csv
-        by extension); ``None`` to not save.
+        by extension); ``None`` to not save. A path ending in ``'/'`` (or an
+        existing folder) is a dataset: one parquet part per group,
+        ``part-<group number>.parquet``, written as each group is done
+        (parts an earlier call left there are removed first).
     entry_variables : str or list of str
         Columns whose values name the entries of each meta-RDM.
     entry_var_subsets : list of (str, 'all' or list), default [('all', 'all')]
@@ -308,12 +319,16 @@ def get_meta_rdms(
         Seed of the permutations.
     verbose : bool, default True
         Show a progress bar over groups.
+    collect : bool, default True
+        With a dataset ``out_fname``: return the meta frame read back from
+        it, or ``None`` with ``collect=False``.
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or None
         One row per group x entry-variable subset x metric x permutation,
-        columns in alphabetical order:
+        columns in alphabetical order (``None`` for a dataset ``out_fname``
+        with ``collect=False``):
 
         * the grouping variables, named for the level below where needed
           (``dissim_metric`` -> ``dissim_metric_sub``, ``perm`` ->
@@ -373,6 +388,8 @@ def get_meta_rdms(
     >>> meta['matrix'][0].shape
     (2, 2)
     """
+    source = rdm_df if isinstance(rdm_df, (str, os.PathLike)) else None
+    rdm_df = skeleton(source) if source is not None else rdm_df
     check_rdm_frame(rdm_df, needed=())
     entry_variables = _name_list(entry_variables, "entry_variables")
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics",
@@ -381,8 +398,7 @@ def get_meta_rdms(
     num_perms = check_int(num_perms, "num_perms", minimum=0)
     if not isinstance(df_name, str):
         raise fail("df_name", "a string", df_name)
-    if out_fname is not None:
-        frame_format(out_fname)
+    output = MetaOutput(out_fname, check_bool(collect, "collect"), source)
     seed = _permutation_seed(random_state)
     grouping_variables = _grouping_variables(rdm_df, grouping_variables, entry_variables)
     check_rdm_frame(rdm_df, needed=[*REQUIRED_COLUMNS, *entry_variables, *grouping_variables])
@@ -399,18 +415,18 @@ def get_meta_rdms(
                   if c.endswith("_sub") and c not in grouping_variables]
     carried = [c for c in candidates if all(_is_constant(group[c]) for _, group in groups)]
 
-    rows = []
+    output.start()
     progress = tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose)
     for group_values, group in progress:
+        if source is not None:
+            group = group_with_matrices(source, group, dict(zip(grouping_variables, group_values)),
+                                        dict(zip(entry_variables, entry_columns)))
         fixed = dict(zip(group_columns, group_values))
         fixed.update({column: copy.deepcopy(group[column].iloc[0]) for column in carried})
         description = _group_description(grouping_variables, group_values)
-        rows += _group_rows(group, fixed, description, entry_columns, entry_variables, subsets,
-                            metrics, num_perms, (seed, group_values), df_name)
-    meta_df = pd.DataFrame(rows).sort_index(axis=1)
-    if out_fname is not None:
-        save_frame(meta_df, out_fname)
-    return meta_df
+        output.add(_group_rows(group, fixed, description, entry_columns, entry_variables,
+                               subsets, metrics, num_perms, (seed, group_values), df_name))
+    return output.close()
 
 
 def _permutation_seed(random_state: Any) -> int:
