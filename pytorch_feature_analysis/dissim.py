@@ -569,15 +569,22 @@ def _average_ranks(rows: torch.Tensor) -> torch.Tensor:
         ordered, order = torch.sort(rows[start : start + block], dim=1)
         new_run = torch.ones_like(ordered, dtype=torch.bool)
         new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-        first = torch.cummax(new_run * positions, dim=1).values
-        run_ends = torch.ones_like(new_run)
-        run_ends[:, :-1] = new_run[:, 1:]
-        last = torch.cummin((positions + p * ~run_ends).flip(1), dim=1).values.flip(1)
-        ranks[start : start + block] = torch.empty_like(ranks[start : start + block]).scatter_(
-            1, order, (first + last + 2).to(dtype) / 2
-        )
+        ranks[start : start + block].scatter_(1, order, _sorted_ranks(new_run, positions, dtype))
     ranks[torch.isnan(rows).any(dim=1)] = math.nan
     return ranks
+
+
+def _sorted_ranks(new_run: torch.Tensor, positions: torch.Tensor,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """Average ranks of sorted rows, given where each run of equal values starts."""
+    if bool(new_run.all()):
+        return (positions + 1).to(dtype).expand(new_run.shape)
+    p = new_run.shape[1]
+    first = torch.cummax(new_run * positions, dim=1).values
+    run_ends = torch.ones_like(new_run)
+    run_ends[:, :-1] = new_run[:, 1:]
+    last = torch.cummin((positions + p * ~run_ends).flip(1), dim=1).values.flip(1)
+    return (first + last + 2).to(dtype) / 2
 
 
 def _spearman_rows(rows: torch.Tensor) -> torch.Tensor:
