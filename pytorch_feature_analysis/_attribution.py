@@ -18,7 +18,8 @@ from torch import nn
 from ._interpret_core import Target, batches, layer_output, unit_values
 from ._validation import check_choice, check_int, fail
 
-METHODS = ("saliency", "guided_saliency", "smooth_saliency", "occlusion", "activation")
+METHODS = ("saliency", "guided_saliency", "smooth_saliency", "occlusion", "occlusion_pixels",
+           "activation")
 SPATIAL_METHODS = ("activation",)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -56,6 +57,7 @@ class MapOptions:
             "guided_saliency": ("metric",),
             "smooth_saliency": ("metric", "n_samples", "noise_level", "random_state"),
             "occlusion": ("metric", "window", "stride", "baseline"),
+            "occlusion_pixels": ("metric", "window", "stride", "baseline"),
             "activation": ("interpolation", "threshold"),
         }[method]
         return {name: getattr(self, name) for name in names}
@@ -190,6 +192,23 @@ def occlusion(model, book, label, targets, pixels, options: MapOptions) -> np.nd
     return maps
 
 
+def occlusion_pixels(model, book, label, targets, pixels, options: MapOptions) -> np.ndarray:
+    """Occlusion per pixel (Captum's ``Occlusion``): the mean drop over the windows covering it.
+
+    The occluder slides as in :func:`occlusion`, and one step further along an
+    axis whose last window does not reach the edge (that window clipped at the
+    edge), so every pixel is covered.
+    """
+    unit = UnitModule(model, book, label, targets, options.metric)
+    explainer = require_captum().Occlusion(unit)
+    channels = pixels.shape[1]
+    with torch.no_grad():
+        return _per_target(lambda x, k: explainer.attribute(
+            x.detach(), sliding_window_shapes=(channels, *options.window),
+            strides=(channels, *options.stride), baselines=options.baseline, target=k,
+            perturbations_per_eval=options.batch_size), targets, pixels)
+
+
 def activation(model, book, label, targets, pixels, options: MapOptions) -> np.ndarray:
     """Each target channel's map, resampled to the image size (values below the threshold: 0).
 
@@ -213,6 +232,7 @@ COMPUTE: dict[str, Callable] = {
     "saliency": saliency,
     "guided_saliency": guided_saliency,
     "occlusion": occlusion,
+    "occlusion_pixels": occlusion_pixels,
     "activation": activation,
 }
 

@@ -87,7 +87,7 @@ def _plan(models: dict, layers: Any, pictures: list, transform: Any, channels: A
     plan = []
     for name, model in models.items():
         pixels = pixels_of(pictures, transform, model_dtype(model))
-        if "occlusion" in methods:
+        if {"occlusion", "occlusion_pixels"} & set(methods):
             check_window(options, pixels.shape)
         book, chosen = layer_labels(model, name, layers, pixels)
         for label in chosen:
@@ -154,8 +154,12 @@ def attribution_maps(
         ``'guided_saliency'`` (guided backpropagation through every
         ``nn.ReLU``; Captum's ``GuidedBackprop``), ``'smooth_saliency'``
         (SmoothGrad; Captum's ``NoiseTunnel``), ``'occlusion'`` (discrepancy
-        maps of a sliding occluder, as DNNBrain) and ``'activation'`` (the
-        channel's map resampled to the image size; needs spatial maps).
+        maps of a sliding occluder, one value per occluder position, as
+        DNNBrain), ``'occlusion_pixels'`` (the drops averaged per pixel over
+        the windows covering it, with one more window, clipped, where the
+        steps stop short of an edge; Captum's ``Occlusion``) and
+        ``'activation'`` (the channel's map resampled to the image size;
+        needs spatial maps).
     metric : {'mean', 'max'}, default 'mean'
         How a channel's map is summarised into its activation.
     window, stride : int or (height, width), default (11, 11) and (2, 2)
@@ -195,8 +199,9 @@ def attribution_maps(
         ``image_key``, one column per image label, ``method``, ``params``
         (dict of the options that shaped the map) and ``map``: a numpy array,
         ``(channels, height, width)`` of the preprocessed image for the
-        saliency methods, ``(rows, cols)`` of occluder positions for
-        ``'occlusion'`` and ``(height, width)`` for ``'activation'``.
+        saliency methods and ``'occlusion_pixels'``, ``(rows, cols)`` of
+        occluder positions for ``'occlusion'`` and ``(height, width)`` for
+        ``'activation'``.
 
     Raises
     ------

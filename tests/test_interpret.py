@@ -560,7 +560,8 @@ def test_the_model_and_images_are_left_as_they_were():
     images = pictures(2)
     kept = [image.copy() for image in images]
     maps(images=images, model=model, window=4, n_samples=2,
-         methods=["saliency", "guided_saliency", "smooth_saliency", "occlusion", "activation"])
+         methods=["saliency", "guided_saliency", "smooth_saliency", "occlusion",
+                  "occlusion_pixels", "activation"])
     synthesize(model=model, n_iter=2, init_image=images[0])
     pfa.receptive_fields(model, "conv2", (1, 1), image_size=16)
     pfa.minimal_component_images(images, model, "conv2", [0], n_components=2,
@@ -611,3 +612,23 @@ def test_cuda_gives_the_cpu_results():
 def test_cuda_without_a_gpu_is_named():
     with pytest.raises(pfa.InvalidInputError, match=r"'device' parameter of attribution_maps"):
         maps(device="cuda")
+
+
+def test_occlusion_per_pixel_averages_the_drops_of_the_windows_covering_each_pixel():
+    per_pixel = maps(methods="occlusion_pixels", layers="conv2", channels=[2], window=(6, 5),
+                     stride=(4, 3), baseline=0.5, batch_size=4)
+    # Captum's windows: every stride step while the window starts inside the image less a
+    # window (rows 0, 4, 8, 12 here, the last clipped at the edge; columns 0, 3, ..., 12)
+    corners = [(y, x) for y in range(0, 16 - 6 + 4, 4) for x in range(0, 16 - 5 + 3, 3)]
+    for image, got in zip(pixels(pictures()), per_pixel["map"]):
+        total, count = np.zeros((16, 16)), np.zeros((16, 16))
+        with torch.no_grad():
+            start = MODEL[:4](image[None])[0, 2].mean()
+            for y, x in corners:
+                occluded = image.clone()
+                occluded[:, y:y + 6, x:x + 5] = 0.5
+                total[y:y + 6, x:x + 5] += float(start - MODEL[:4](occluded[None])[0, 2].mean())
+                count[y:y + 6, x:x + 5] += 1
+        assert got.shape == (3, 16, 16) and count.min() >= 1
+        for channel in got:
+            np.testing.assert_allclose(channel, total / count, atol=1e-12)
