@@ -28,7 +28,7 @@ def require_captum() -> Any:
     """The ``captum.attr`` module, or an error naming the extra that installs it."""
     try:
         import captum.attr
-    except ImportError as error:  # pragma: no cover - captum is a dev dependency
+    except ImportError as error:
         raise ImportError(
             "Saliency maps need Captum: pip install 'pytorch_feature_analysis[interpret]'."
         ) from error

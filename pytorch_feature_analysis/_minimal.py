@@ -44,7 +44,7 @@ DECOMPOSITIONS = ("pca", "ica")
 def _require_skimage() -> Any:
     try:
         import skimage.segmentation
-    except ImportError as error:  # pragma: no cover - scikit-image is a dev dependency
+    except ImportError as error:
         raise ImportError(
             "Minimal parcel images need scikit-image: "
             "pip install 'pytorch_feature_analysis[interpret]'."

@@ -7,6 +7,7 @@ never from the code under test.
 """
 
 import copy
+import sys
 
 import numpy as np
 import pandas as pd
@@ -632,3 +633,15 @@ def test_occlusion_per_pixel_averages_the_drops_of_the_windows_covering_each_pix
         assert got.shape == (3, 16, 16) and count.min() >= 1
         for channel in got:
             np.testing.assert_allclose(channel, total / count, atol=1e-12)
+
+
+def test_a_missing_optional_library_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    with pytest.raises(ImportError, match=r"Captum: pip install 'pytorch_feature_analysis"
+                                          r"\[interpret\]'"):
+        maps()
+    monkeypatch.setitem(sys.modules, "skimage.segmentation", None)
+    with pytest.raises(ImportError, match=r"scikit-image: pip install 'pytorch_feature_analysis"
+                                          r"\[interpret\]'"):
+        pfa.minimal_parcel_images(blocks(1, 0), MODEL, "conv2", [0], transform=to_tensor64,
+                                  verbose=False)
