@@ -137,6 +137,10 @@ def test_guided_saliency_passes_only_positive_gradients_through_relus():
                                    atol=1e-12)
         plain = direct_gradient(MODEL, x, lambda out: out[:, channel])
         assert not np.allclose(expected, plain)
+    at_relu = maps(layers=("relu2", 5), channels=[1], methods="guided_saliency")
+    expected = direct_gradient(lambda x: GuidedReLU.apply(MODEL[3](MODEL[2](GuidedReLU.apply(
+        MODEL[0](x))))), x, lambda out: out[:, 1].mean(dim=(1, 2)))
+    np.testing.assert_allclose(stacked(at_relu, "guided_saliency", 1), expected, atol=1e-12)
 
 
 def linear_model():
