@@ -52,12 +52,17 @@ class Target:
 
 
 def image_table(images: Any) -> tuple[list, list, list]:
-    """``(images, keys, labels)`` from a sequence, a ``{key: image}`` dict or image dicts.
+    """``(images, keys, labels)`` from images in any form the ``interpret`` functions take.
 
-    An image dict (as :func:`~pytorch_feature_analysis.make_synthetic_stimuli`
-    makes) holds the image under ``'path'`` and labels under its other keys.
+    A sequence of images is keyed by position; a dict by its keys. Image dicts
+    (as :func:`~pytorch_feature_analysis.make_synthetic_stimuli` makes) hold
+    the image under ``'path'`` and labels under their other keys. Image sets
+    (as :func:`~pytorch_feature_analysis.package_image_sets` makes) key each
+    image by its entry key and label it with the set's labels and entry
+    variables.
     """
-    expected = "a sequence of images, a dict {key: image} or a list of dicts with a 'path' key"
+    expected = ("a sequence of images, a dict {key: image}, a list of dicts with a 'path' key "
+                "or a list of image sets")
     if isinstance(images, dict):
         if not images:
             raise fail("images", expected, images)
@@ -68,7 +73,17 @@ def image_table(images: Any) -> tuple[list, list, list]:
             raise fail("images", expected, next(i for i in items if "path" not in i))
         labels = [{k: v for k, v in item.items() if k != "path"} for item in items]
         return [item["path"] for item in items], list(range(len(items))), labels
+    if all(_is_image_set(item) for item in items):
+        rows = [(image, key, {**dict(labels), **dict(zip(variables, key))})
+                for labels, entries, variables, *_ in items for key, image in entries.items()]
+        pictures, keys, labels = (list(column) for column in zip(*rows))
+        return pictures, keys, labels
     return items, list(range(len(items))), [{} for _ in items]
+
+
+def _is_image_set(item: Any) -> bool:
+    return (isinstance(item, tuple) and len(item) == 4 and isinstance(item[0], dict)
+            and isinstance(item[1], dict) and bool(item[1]))
 
 
 def model_table(models: Any) -> "OrderedDict[str, nn.Module]":

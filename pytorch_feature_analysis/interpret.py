@@ -131,12 +131,15 @@ def attribution_maps(
 
     Parameters
     ----------
-    images : sequence, dict or list of dict
+    images : sequence, dict, list of dict or list of image sets
         Images (file paths, PIL images or arrays, see
         :func:`~pytorch_feature_analysis.load_image`), keyed by position; a
-        dict ``{key: image}``; or image dicts (as
+        dict ``{key: image}``; image dicts (as
         :func:`~pytorch_feature_analysis.make_synthetic_stimuli` makes) with
-        the image under ``'path'`` and labels under the other keys.
+        the image under ``'path'`` and labels under the other keys; or image
+        sets (as :func:`~pytorch_feature_analysis.package_image_sets` makes),
+        keyed by entry key and labelled by the set's labels and entry
+        variables (combination entries left out).
     models : torch.nn.Module or dict
         One model (named ``'model'``) or ``{name: model}``.
     layers : str, tuple or list

@@ -233,6 +233,12 @@ def test_image_labels_become_columns():
     assert list(frame["color"]) == [s["color"] for s in stimuli]
     assert list(frame["obj"]) == [s["obj"] for s in stimuli]
     assert list(frame["image_key"]) == [0, 1]
+    sets = pfa.package_image_sets(stimuli, ["color"], ["obj"])
+    from_sets = maps(images=sets, channels=[0])
+    assert list(from_sets["image_key"]) == [("000",), ("180",)]
+    assert list(from_sets["obj"]) == ["obj001"] * 2 and list(from_sets["color"]) == ["000", "180"]
+    for a, b in zip(from_sets["map"], frame["map"]):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------
