@@ -33,7 +33,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import VideoClassification
 from torchvision.transforms import functional as F
 
-from ._validation import check_int, fail, public
+from ._validation import check_int, describe, fail, problem, public
 from .stimuli import _VIDEO_SUFFIXES, load_image
 
 __all__ = [
@@ -138,7 +138,7 @@ def moving_grating(
     >>> grating = moving_grating(4, 8, 8, spatial_frequency=1.0, speed=2.0, fps=8.0)
     >>> grating.shape
     (4, 8, 8, 3)
-    >>> bool(np.allclose(grating[2], np.roll(grating[0], 2, axis=1), atol=1e-6))
+    >>> bool(np.allclose(grating[2], np.roll(grating[0], 4, axis=1), atol=1e-6))  # 2 px a frame
     True
     """
     fps = _check_positive(fps, "fps")
@@ -236,22 +236,27 @@ def moving_bar(
     return _as_rgb(ndtr((offset + half) / scale) - ndtr((offset - half) / scale))
 
 
+def _bad_video(expected: str, got: str) -> Exception:
+    """The error for a bad video, wherever it is read (load_video, an image set entry)."""
+    return problem(f"a video must be {expected}; got {got} instead.")
+
+
 def _video_array(array: np.ndarray) -> np.ndarray:
     """A ``(T, H, W, 3)`` uint8 or float array from a video array, checked."""
     if array.ndim == 3:
         array = array[..., None]
     if array.ndim != 4 or array.shape[-1] not in (1, 3) or 0 in array.shape:
-        raise fail("video", "an array (time, height, width) or (time, height, width, 1 or 3)",
-                   f"shape {array.shape}", raw=True)
+        raise _bad_video("an array (time, height, width) or (time, height, width, 1 or 3)",
+                         f"shape {array.shape}")
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     if array.dtype == np.uint8:
         return array
     if not np.issubdtype(array.dtype, np.floating):
-        raise fail("video", "a uint8 array or floats in [0, 1]", f"dtype {array.dtype}", raw=True)
+        raise _bad_video("a uint8 array or floats in [0, 1]", f"dtype {array.dtype}")
     if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
-        raise fail("video", "a uint8 array or floats in [0, 1]",
-                   f"values in [{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]", raw=True)
+        raise _bad_video("a uint8 array or floats in [0, 1]",
+                         f"values in [{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]")
     return array
 
 
@@ -268,10 +273,9 @@ def _read_video_file(path: str) -> np.ndarray:
         with av.open(path) as container:
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     except (av.FFmpegError, IndexError, ValueError) as error:
-        raise fail("video", "a video file PyAV can decode", f"{path!r} ({error})",
-                   raw=True) from error
+        raise _bad_video("a video file PyAV can decode", f"{path!r} ({error})") from error
     if not frames:
-        raise fail("video", "a video file with at least one frame", repr(path), raw=True)
+        raise _bad_video("a video file with at least one frame", repr(path))
     return np.stack(frames)
 
 
@@ -296,25 +300,7 @@ def check_video_file(path: str | os.PathLike) -> None:
         with av.open(path) as container:
             container.streams.video[0]
     except (av.FFmpegError, IndexError) as error:
-        raise fail("images", "video files PyAV can open", f"{path!r} ({error})",
-                   raw=True) from error
-
-
-def is_video(entry: Any) -> bool:
-    """Whether an image-set entry is a video (an array of frames, a list, a video file).
-
-    Examples
-    --------
-    >>> is_video(np.zeros((4, 8, 8, 3))), is_video(np.zeros((8, 8, 3))), is_video('a.mp4')
-    (True, False, True)
-    """
-    if isinstance(entry, np.ndarray):
-        return entry.ndim == 4
-    if isinstance(entry, (list, tuple)):
-        return True
-    if isinstance(entry, (str, os.PathLike)):
-        return os.fspath(entry).lower().endswith(VIDEO_SUFFIXES)
-    return False
+        raise _bad_video("a video file PyAV can open", f"{path!r} ({error})") from error
 
 
 @public
@@ -350,11 +336,11 @@ def load_video(video: Any) -> np.ndarray:
         if all(isinstance(frame, np.ndarray) for frame in video):
             shapes = {frame.shape for frame in video}
             if len(shapes) > 1:
-                raise fail("video", "frames of one shape", f"shapes {sorted(shapes)}", raw=True)
+                raise _bad_video("frames of one shape", f"shapes {sorted(shapes)}")
             return _video_array(np.stack(video))
         return np.stack([np.asarray(load_image(frame)) for frame in video])
-    raise fail("video", "a (time, height, width, channel) array, a non-empty list of frames or "
-               "a video file", video)
+    raise _bad_video("a (time, height, width, channel) array, a non-empty list of frames or a "
+                     "video file", describe(video))
 
 
 def _size_pair(value: Any, param: str) -> list[int]:
@@ -386,9 +372,9 @@ class VideoTransform:
     def __call__(self, video: Any) -> torch.Tensor:
         frames = load_video(video)
         if len(frames) < self.num_frames:
-            raise fail("video", f"clips of at least num_frames={self.num_frames} frames (or a "
-                       "smaller num_frames in video_transform)",
-                       f"a clip of {len(frames)} frames", raw=True)
+            raise _bad_video(f"a clip of at least num_frames={self.num_frames} frames (every "
+                             "clip is cut to that length; give video_transform a smaller "
+                             "num_frames for shorter clips)", f"a clip of {len(frames)} frames")
         clip = torch.from_numpy(np.ascontiguousarray(frames[: self.num_frames]))
         clip = clip.permute(0, 3, 1, 2)
         clip = F.resize(clip, list(self.resize_size), interpolation=InterpolationMode.BILINEAR,
