@@ -626,12 +626,12 @@ def test_cuda_without_a_gpu_is_named():
 
 
 def test_occlusion_per_pixel_averages_the_drops_of_the_windows_covering_each_pixel():
-    per_pixel = maps(methods="occlusion_pixels", layers="conv2", channels=[2], window=(6, 5),
-                     stride=(4, 3), baseline=0.5, batch_size=4)
+    per_pixel = maps(pictures(2), methods="occlusion_pixels", layers="conv2", channels=[2],
+                     window=(6, 5), stride=(4, 3), baseline=0.5, batch_size=4)
     # Captum's windows: every stride step while the window starts inside the image less a
     # window (rows 0, 4, 8, 12 here, the last clipped at the edge; columns 0, 3, ..., 12)
     corners = [(y, x) for y in range(0, 16 - 6 + 4, 4) for x in range(0, 16 - 5 + 3, 3)]
-    for image, got in zip(pixels(pictures()), per_pixel["map"]):
+    for image, got in zip(pixels(pictures(2)), per_pixel["map"]):
         total, count = np.zeros((16, 16)), np.zeros((16, 16))
         with torch.no_grad():
             start = MODEL[:4](image[None])[0, 2].mean()
