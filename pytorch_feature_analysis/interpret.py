@@ -50,9 +50,9 @@ from ._interpret_core import (
     resolve_targets,
     target_columns,
 )
-from ._receptive_field import crop, layer_geometry
 from ._map_grid import plot_map_grid
 from ._minimal import minimal_component_images, minimal_parcel_images
+from ._receptive_field import crop, layer_geometry
 from ._synthesis import synthesize_images
 from ._validation import check_bool, check_sequence, fail, public
 from .activations import get_activations
