@@ -93,7 +93,8 @@ class Evaluation:
 
     def permuted(self, options: Options, permutations: torch.Tensor) -> Iterator[torch.Tensor]:
         """(B, M, S) scores with the targets' conditions permuted (B, n)."""
-        if options.method not in _rdm_scores.FAST_METHODS:
+        if options.method not in _rdm_scores.PERMUTED_METHODS or (
+                options.sigma_k is not None and options.method not in _rdm_scores.FAST_METHODS):
             identity = torch.arange(len(self.entries), device=options.device)[None]
             yield from self._gathered(options, identity, permutations)
             return

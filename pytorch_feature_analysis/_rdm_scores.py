@@ -137,15 +137,19 @@ def _whitened(vectors: torch.Tensor, valid: torch.Tensor, centre: bool, draws: t
     normal[:, pairs.first, pairs.second] = 0.5 * weights
     normal = normal + normal.transpose(1, 2)
     normal += torch.diag_embed(normal.sum(dim=2) + 1.0)
-    effects = torch.linalg.solve(normal[:, None], sums.unsqueeze(-1)).squeeze(-1)
+    effects = torch.linalg.solve(normal, sums.transpose(1, 2)).transpose(1, 2)
     fitted = torch.cat([0.5 * (effects[..., pairs.first] + effects[..., pairs.second])
                         * weights[:, None], effects], dim=2)
     residual = extended - fitted
     if sigma_k is not None:
         residual = residual / _noise_scale(sigma_k[draws], pairs)[:, None]
     residual[..., : pairs.first.numel()] *= math.sqrt(2.0)
-    return _unit(residual, torch.ones(residual.shape[::2], dtype=torch.bool,
-                                      device=residual.device), centre=False)
+    norm = torch.linalg.vector_norm(residual, dim=2, keepdim=True)
+    unit = residual / norm
+    # A constant RDM has no variance left once its row and column effects are gone.
+    reference = torch.linalg.vector_norm(vectors, dim=2, keepdim=True)
+    unit[(norm <= 1e-10 * reference).squeeze(2)] = math.nan
+    return unit
 
 
 def _condition_sums(extended: torch.Tensor, weights: torch.Tensor, pairs: Pairs) -> torch.Tensor:
@@ -185,6 +189,10 @@ def pooled(vectors: np.ndarray, method: str) -> np.ndarray:
 #: Methods scored in closed form from weighted sums (bootstrap) or once-normalised
 #: vectors (permutations), without gathering each resample's RDM vectors.
 FAST_METHODS = ("pearson", "spearman", "cosine")
+
+#: Methods whose permutations reorder vectors normalised once (whitened ones
+#: only without ``sigma_k``, whose weights would follow the permutation).
+PERMUTED_METHODS = FAST_METHODS + ("corr_cov", "cosine_cov")
 
 
 def pair_weights(draws: torch.Tensor, pairs: Pairs) -> torch.Tensor:
@@ -262,17 +270,32 @@ def _weighted_rank_scores(models: torch.Tensor, targets: torch.Tensor,
 
 def normalised(models: torch.Tensor, targets: torch.Tensor, pairs: Pairs,
                method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, P) model unit vectors and (S, n, n) target unit vectors as matrices: what a
-    permutation of the targets' conditions only reorders."""
+    """Model unit vectors (M, P), or (M, P + n) whitened, and the targets' unit vectors
+    as (S, n, n) matrices: what a permutation of the targets' conditions only reorders.
+
+    Whitening commutes with relabelling conditions (without ``sigma_k``), so the
+    whitened vectors too are computed once; their diagonal cells sit on the
+    matrices' diagonal.
+    """
     valid = valid_all(pairs, models)
-    if method == "spearman":
-        models, targets = _ranks(models[None], valid)[0], _ranks(targets[None], valid)[0]
-    centre = method != "cosine"
-    unit_models = _unit(models[None], valid, centre)[0]
-    unit_targets = _unit(targets[None], valid, centre)[0]
+    identity = torch.arange(pairs.n, device=models.device)[None]
+    if method in ("corr_cov", "cosine_cov"):
+        centre = method == "corr_cov"
+        unit_models, unit_targets = (
+            _whitened(v[None], valid, centre, identity, pairs, None)[0] for v in (models, targets))
+    else:
+        if method == "spearman":
+            models, targets = _ranks(models[None], valid)[0], _ranks(targets[None], valid)[0]
+        centre = method != "cosine"
+        unit_models = _unit(models[None], valid, centre)[0]
+        unit_targets = _unit(targets[None], valid, centre)[0]
+    count = pairs.first.numel()
     matrices = targets.new_zeros((len(targets), pairs.n, pairs.n))
-    matrices[:, pairs.first, pairs.second] = unit_targets
-    return unit_models, matrices + matrices.transpose(1, 2)
+    matrices[:, pairs.first, pairs.second] = unit_targets[:, :count]
+    matrices = matrices + matrices.transpose(1, 2)
+    if unit_targets.shape[1] > count:
+        matrices += torch.diag_embed(unit_targets[:, count:])
+    return unit_models, matrices
 
 
 def permuted_scores(unit_models: torch.Tensor, target_matrices: torch.Tensor,
@@ -280,6 +303,9 @@ def permuted_scores(unit_models: torch.Tensor, target_matrices: torch.Tensor,
     """(B, M, S) scores with the targets' conditions permuted (B, n), from
     :func:`normalised` vectors."""
     permuted = gather(target_matrices, permutations, pairs)
+    if unit_models.shape[1] > permuted.shape[2]:
+        diagonal = target_matrices[:, permutations, permutations].transpose(0, 1)
+        permuted = torch.cat([permuted, diagonal], dim=2)
     return torch.matmul(permuted, unit_models.T).transpose(1, 2).clamp_(-1.0, 1.0)
 
 

@@ -283,7 +283,7 @@ def test_scores_on_cuda_equal_cpu():
         pd.testing.assert_frame_equal(on_cpu, on_gpu, atol=1e-10, check_exact=False)
 
 
-@pytest.mark.parametrize("method", ["pearson", "spearman", "cosine"])
+@pytest.mark.parametrize("method", ["pearson", "spearman", "cosine", "corr_cov", "cosine_cov"])
 def test_closed_form_resamples_equal_gathered_resamples(method, monkeypatch):
     """Bootstrap resamples scored from pair weights, and permutations from vectors
     normalised once, equal scoring each resample's own RDM vectors (ties included)."""
@@ -295,6 +295,7 @@ def test_closed_form_resamples_equal_gathered_resamples(method, monkeypatch):
     options = dict(method=method, bootstrap=40, permutations=40, random_state=2)
     closed_form = pfa.compare_to_targets(model, target, **options)
     monkeypatch.setattr(_rdm_scores, "FAST_METHODS", ())
+    monkeypatch.setattr(_rdm_scores, "PERMUTED_METHODS", ())
     gathered = pfa.compare_to_targets(model, target, **options)
     assert np.isfinite(closed_form.filter(like="score")).all().all()
     assert closed_form["p_value"].nunique() > 1
