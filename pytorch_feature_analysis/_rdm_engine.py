@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ._plan import FLOAT32, FLOAT64, LayerNeed, Piece
-from .activations import LayerTarget
+from .activations import POOLING_TYPES, LayerTarget, pool_channels
 from . import dissim
 from .dissim import Metric
 
@@ -80,6 +80,7 @@ class LayerWork:
     kernels: dict  # {kernel_set_name: channel indices}
     device: torch.device
     means: torch.Tensor | None = None
+    pools: dict = field(default_factory=dict)  # {pooling type: float64 (n, channels[, time])}
     accumulators: dict = field(default_factory=dict)
     time_steps: int | None = None  # time-resolved: the layer's time steps (its shape[1])
     step_seconds: float | None = None  # seconds between two time steps, when known
@@ -105,9 +106,10 @@ class LayerWork:
         steps = self.time_steps or 1
         units = bool(self.jobs("unit_level")) or self.time_steps is not None
         per_channel = n_images * spatial * FLOAT32 if units else 0
-        fixed = n_images * self.channels * steps * FLOAT64 if self.jobs("feature_means") else 0
+        channel_stats = bool(self.jobs("feature_means")) + len(self._pooled())
+        fixed = n_images * self.channels * steps * FLOAT64 * channel_stats
         whole = bool(self.entries.combinations)
-        for activation_type in ACTIVATION_TYPES:
+        for activation_type in ACTIVATION_TYPES + POOLING_TYPES:
             for name, metrics in self.jobs(activation_type):
                 fixed += steps * dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
                 whole |= (activation_type == "unit_level"
@@ -129,15 +131,28 @@ class LayerWork:
         if self.jobs("feature_means") and self.means is None:
             shape = (n_images, self.channels) + ((self.time_steps,) if timed else ())
             self.means = torch.empty(shape, dtype=torch.float64, device=self.device)
+        for how in self._pooled():
+            if how not in self.pools:
+                shape = (n_images, self.channels) + ((self.time_steps,) if timed else ())
+                self.pools[how] = torch.empty(shape, dtype=torch.float64, device=self.device)
         # time-resolved means are taken from the units (add_units), per time step
         means = self.means if self.jobs("feature_means") and not timed else None
-        return LayerTarget(piece.start, piece.stop, units, means)
+        return LayerTarget(piece.start, piece.stop, units, means,
+                           None if timed else dict(self.pools))
+
+    def _pooled(self) -> list[str]:
+        return [how for how in POOLING_TYPES if self.jobs(how)]
 
     def add_units(self, piece: Piece, units: torch.Tensor) -> None:
         """Feed one slice of unit-level activations to the accumulators."""
         if self.time_steps is not None and self.jobs("feature_means"):
             self.means[:, piece.start : piece.stop] = units.flatten(3).sum(
                 dim=3, dtype=torch.float64) / math.prod(self.shape[2:])
+        if self.time_steps is not None:
+            for how, pooled in self.pools.items():  # over space, per channel and time step
+                flat = units.reshape(len(units), units.shape[1] * self.time_steps, -1)
+                pooled[:, piece.start : piece.stop] = pool_channels(flat, how).reshape(
+                    units.shape[:3])
         if self.entries.combinations:  # a layer with combinations is never split
             combined = self.entries.append_combinations(units.cpu().numpy(), "unit_level")
             units = torch.from_numpy(combined).to(self.device)
@@ -156,14 +171,16 @@ class LayerWork:
     def finish(self) -> list[tuple]:
         """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix,
         time)``, ``time`` the time step (``None`` unless time-resolved)."""
-        jobs = self.jobs("feature_means")
-        if jobs:
-            base = self.entries.append_combinations(self.means.cpu().numpy(), "feature_means")
-            means = torch.from_numpy(base).to(self.device)
+        for activation_type, values in [("feature_means", self.means), *self.pools.items()]:
+            jobs = self.jobs(activation_type)
+            if not jobs:
+                continue
+            base = self.entries.append_combinations(values.cpu().numpy(), activation_type)
+            stats = torch.from_numpy(base).to(self.device)
             for name, metrics in jobs:
                 for time in self._times():
-                    chosen = means[:, self.kernels[name]]
-                    self._accumulator("feature_means", name, metrics, time).add(
+                    chosen = stats[:, self.kernels[name]]
+                    self._accumulator(activation_type, name, metrics, time).add(
                         chosen if time is None else chosen[:, :, time])
         finished = []
         for (activation_type, name, time), (metrics, accumulator) in self.accumulators.items():
@@ -172,6 +189,7 @@ class LayerWork:
                                  time))
         self.accumulators.clear()
         self.means = None
+        self.pools = {}
         return finished
 
     def _accumulator(self, activation_type: str, name: str, metrics: list[Metric],

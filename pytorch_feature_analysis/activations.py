@@ -586,13 +586,16 @@ class LayerTarget:
 
     ``units`` (float32, ``(n, stop - start, ...)``) receives the outputs;
     ``means`` (float64, ``(n, channels)``) receives each channel's mean over
-    space in its columns ``start:stop``. Either may be ``None``.
+    space in its columns ``start:stop``; ``pools`` (``{pooling type: float64
+    (n, channels)}``, see :func:`pool_channels`) each channel's pooled value.
+    Any may be ``None``.
     """
 
     start: int
     stop: int
     units: torch.Tensor | None = None
     means: torch.Tensor | None = None
+    pools: dict | None = None
 
     def store(self, batch: slice, output: torch.Tensor) -> None:
         """Copy one batch's channels ``start:stop``; their float64 means over space.
@@ -604,6 +607,8 @@ class LayerTarget:
         part = output[:, self.start : self.stop]
         if self.units is not None:
             self.units[batch].copy_(part)
+        for how, pooled in (self.pools or {}).items():
+            pooled[batch, self.start : self.stop] = pool_channels(part, how)
         if self.means is None:
             return
         means = self.means[batch, self.start : self.stop]

@@ -49,7 +49,7 @@ from ._resume import (
 )
 from ._study import dataset_state, model_descriptions, run_on_dataset
 from ._validation import check_bool, check_choice, check_int, fail, problem, public
-from .activations import ORIGINAL_RGB, fill_targets
+from .activations import ORIGINAL_RGB, POOLING_TYPES, fill_targets
 from .dissim import _CHUNK_VALUES, resolve_metrics
 from .io import MATRIX_STORAGES, frame_format, load_frame
 from .parallel import active_client, connect_client, imap_ordered
@@ -295,6 +295,7 @@ def get_rdms(
     matrix_storage: str = "float64",
     client: Any = None,
     collect: bool = True,
+    activation_types: Sequence[str] = ACTIVATION_TYPES,
 ) -> pd.DataFrame | None:
     """Make one RDM per image set, model, layer, metric and activation type.
 
@@ -431,6 +432,12 @@ def get_rdms(
         With a dataset ``out_fname``: return the whole frame (read from the
         dataset), or ``None`` with ``collect=False``, so that this process
         never holds more than one image set x model of the study.
+    activation_types : sequence of str, default ('unit_level', 'feature_means')
+        The patterns RDMs are made of: ``'unit_level'`` (every unit),
+        ``'feature_means'``, ``'max_pool'``, ``'median_pool'``, ``'l1_pool'``,
+        ``'l2_pool'`` (each channel's mean, maximum, median, L1 or L2 norm over
+        space, computed batch by batch in the forward pass; see
+        :func:`~pytorch_feature_analysis.pool_channels`).
 
     Returns
     -------
@@ -447,8 +454,9 @@ def get_rdms(
         - ``dissim_metric``: the metric's name;
         - ``activation_type``: ``'unit_level'`` (every unit) or
           ``'feature_means'`` (each channel's mean over space; the same as
-          ``'unit_level'`` for layers without space). For ``original_rgb``:
-          the preprocessed pixels, and the three channel means;
+          ``'unit_level'`` for layers without space), or a pooled type of
+          ``activation_types``. For ``original_rgb``: the preprocessed pixels,
+          and the three channel means;
         - ``matrix``: the RDM, float64 ``n x n``, symmetric, zero diagonal
           (NaN where a metric is undefined, e.g. ``'corr'`` of a constant
           pattern);
@@ -575,6 +583,8 @@ def _plan_call(args: dict) -> _Call:
         random_state=check_int(args["random_state"], "random_state", minimum=0),
         rdm_name=args["rdm_name"],
         time=check_time_options(args),
+        activation_types=_check_activation_types(args.get("activation_types",
+                                                          ACTIVATION_TYPES)),
     )
     out_fname = args["out_fname"]
     dataset = out_fname is not None and is_dataset_path(out_fname)
@@ -654,6 +664,18 @@ def _without_tasks(existing: pd.DataFrame, stale: dict) -> pd.DataFrame:
     return kept
 
 
+def _check_activation_types(activation_types: Any) -> tuple:
+    known = ACTIVATION_TYPES + POOLING_TYPES
+    chosen = (activation_types,) if isinstance(activation_types, str) else activation_types
+    try:
+        chosen = tuple(chosen)
+    except TypeError:
+        chosen = ()
+    if not chosen or len(set(chosen)) < len(chosen) or any(t not in known for t in chosen):
+        raise fail("activation_types", f"distinct names among {known}", activation_types)
+    return chosen
+
+
 def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict) -> tuple[list, dict]:
     """One task per image set x model with RDMs to compute, and every RDM's place in the frame."""
     perms = ["orig_data"] + list(range(1, settings["num_perms"] + 1))
@@ -668,7 +690,7 @@ def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict)
             for layer_rank, label in enumerate(model_plan.layers):
                 for rank, (step, metric, activation_type, kernel_set, perm) in _ranked_product(
                     time_steps(model_plan, label, settings["time"]), metric_names,
-                    ACTIVATION_TYPES, kernel_names, perms,
+                    settings["activation_types"], kernel_names, perms,
                 ):
                     identity = row_identity(model_name, label, activation_type, kernel_set,
                                             metric, perm, labels, step)
@@ -784,6 +806,7 @@ def plan_rdms(
     device: str = "cpu",
     transform: Callable | None = None,
     max_memory: int | str | None = None,
+    activation_types: Sequence[str] = ACTIVATION_TYPES,
 ) -> pd.DataFrame:
     """What :func:`get_rdms` would do, before any forward pass: passes, memory, output size.
 

@@ -281,3 +281,41 @@ def test_a_list_of_images_is_keyed_by_position_and_inputs_are_not_changed():
     keyed = fit(voxels(), ["fc1"], cv=3)
     pd.testing.assert_series_equal(result["score"], keyed["score"])
     pd.testing.assert_frame_equal(responses, copy)
+
+
+def pooled_numpy(acts, how):
+    flat = acts.reshape(len(acts), acts.shape[1], -1).astype(np.float64)
+    return {"max_pool": lambda: flat.max(axis=2), "median_pool": lambda: np.median(flat, axis=2),
+            "l1_pool": lambda: np.abs(flat).sum(axis=2),
+            "l2_pool": lambda: np.sqrt((flat ** 2).sum(axis=2))}[how]()
+
+
+def test_get_rdms_makes_rdms_of_pooled_activations_also_from_channel_slices():
+    image_set = [({"set": "a"}, {(key,): image for key, image in zip(KEYS[:6], IMAGES[:6])},
+                  ("key",), [])]
+    kinds = ["unit_level", "max_pool", "median_pool", "l1_pool", "l2_pool"]
+    kwargs = dict(which_layers=["conv2"], transform=to_tensor64, batch_size=1,
+                  activation_types=kinds)
+    low, high = 1, pfa.rdms._WORK_BYTES + 2**26  # the smallest budget plan_rdms accepts
+    while high - low > 100:
+        middle = (low + high) // 2
+        try:
+            pfa.plan_rdms(image_set, {"tiny": MODEL}, max_memory=middle, **kwargs)
+            high = middle
+        except pfa.InvalidInputError:
+            low = middle
+    plan = pfa.plan_rdms(image_set, {"tiny": MODEL}, max_memory=high + 50, **kwargs)
+    assert plan.loc[0, "sliced_layers"] == 1 and plan.loc[0, "passes"] > 1
+    acts = pfa.get_activations(IMAGES[:6], MODEL, ["conv2"], transform=to_tensor64,
+                               verbose=False)[("conv2", 4)]
+    for budget in (None, high + 50):
+        frame = pfa.get_rdms(image_set, {"tiny": MODEL}, None, max_memory=budget,
+                             verbose=False, **kwargs)
+        conv2 = frame[frame["layer"] == "conv2"]
+        assert list(conv2["activation_type"]) == kinds
+        for row in conv2.itertuples():
+            patterns = (acts.reshape(6, -1) if row.activation_type == "unit_level"
+                        else pooled_numpy(acts, row.activation_type))
+            np.testing.assert_allclose(row.matrix, 1 - np.corrcoef(patterns), atol=1e-6)
+    with pytest.raises(pfa.InvalidInputError, match="'activation_types' parameter of get_rdms"):
+        pfa.get_rdms(image_set, {"tiny": MODEL}, None, activation_types=["sum_pool"])
