@@ -13,7 +13,9 @@ are two small stateful layers built on it.
 time, height, width)`` in chunks of ``dt`` frames; the model carries its
 state from chunk to chunk, so the activations equal those of one pass over
 the whole input (up to the model's own floating-point arithmetic) while the
-memory of a pass is that of one chunk. Modules that run several times in one
+memory of a pass is that of one chunk. :func:`fit_in_chunks` fits a model's
+parameters to recorded responses over time the same way (Convis's
+``optimize``). Modules that run several times in one
 pass (the time steps of a recurrent block, e.g. CORnet-S) are one layer per
 call, as everywhere in the library
 (:func:`~pytorch_feature_analysis.trace_layers`).
@@ -27,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
+import pandas as pd
 from tqdm.auto import tqdm
 
 from ._validation import check_int, fail, problem, public
@@ -41,6 +44,7 @@ __all__ = [
     "set_model_state",
     "reset_model_state",
     "run_in_chunks",
+    "fit_in_chunks",
 ]
 
 
@@ -320,3 +324,123 @@ def run_in_chunks(
         for start in tqdm(starts, disable=not verbose, desc="chunks", unit="chunk"):
             capture.run(model, x[:, :, start : start + dt])
     return OrderedDict((label, np.concatenate(pieces[label], axis=2)) for label in chosen)
+
+
+def _mean_squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.mean((output - target) ** 2)
+
+
+def _check_target(target: Any, output_shape: tuple) -> torch.Tensor:
+    target = torch.from_numpy(target) if isinstance(target, np.ndarray) else target
+    if not isinstance(target, torch.Tensor) or tuple(target.shape) != output_shape:
+        shown = tuple(target.shape) if hasattr(target, "shape") else type(target).__name__
+        raise fail("target", f"an array or tensor shaped like the model's output {output_shape}",
+                   shown, raw=True)
+    return target
+
+
+@public
+def fit_in_chunks(
+    model: nn.Module,
+    the_input: Any,
+    target: Any,
+    dt: int,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss: Any = None,
+    num_epochs: int = 1,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Fit a stateful model's parameters to responses over time, chunk by chunk.
+
+    As Convis's ``optimize``.
+
+    Each epoch starts from a fresh state (:func:`reset_model_state`) and
+    walks through the input in chunks of ``dt`` frames. On each chunk the
+    optimizer takes one step (its closure runs the chunk from the state the
+    chunk started in, as often as the optimizer asks, so L-BFGS works too);
+    the chunk then runs once more with the updated parameters to give the
+    state the next chunk starts from. Gradients stay within a chunk
+    (truncated back-propagation through time): states must be stored
+    detached, as the layers of :class:`StatefulModule` do.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model following the state protocol, with ``reset_state`` (see the
+        module documentation); its parameters are changed in place.
+    the_input : numpy.ndarray or torch.Tensor
+        ``(batch, channels, time, height, width)``.
+    target : numpy.ndarray or torch.Tensor
+        The responses, shaped like the model's output over the whole input
+        (time on axis 2).
+    dt : int
+        Frames per chunk, at most the input's length.
+    optimizer : torch.optim.Optimizer, optional
+        Default ``torch.optim.Adam(model.parameters(), lr=0.01)``.
+    loss : callable, optional
+        ``loss(output, target) -> scalar tensor``; default the mean squared
+        error.
+    num_epochs : int, default 1
+    verbose : bool, default True
+        Show a progress bar over the epochs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch and chunk: ``epoch``, ``chunk``, ``start`` (its
+        first frame) and ``loss`` (before the step).
+
+    Examples
+    --------
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Sequential(CausalTemporalConv(1, 1, kernel_frames=2))
+    >>> x = torch.rand(1, 1, 20, 2, 2)
+    >>> history = fit_in_chunks(model, x, 2 * x, dt=5, num_epochs=30, verbose=False,
+    ...                         optimizer=torch.optim.Adam(model.parameters(), lr=0.1))
+    >>> bool(history.loss.iloc[-4:].mean() < history.loss.iloc[:4].mean() / 10)
+    True
+    """
+    x = _check_input(the_input)
+    dt = check_int(dt, "dt", minimum=1)
+    if dt > x.shape[2]:
+        raise fail("dt", f"at most the input's length, {x.shape[2]} frames", dt)
+    num_epochs = check_int(num_epochs, "num_epochs", minimum=1)
+    loss = _mean_squared_error if loss is None else loss
+    if not callable(loss):
+        raise fail("loss", "a callable loss(output, target) -> scalar tensor", loss)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    reset_model_state(model)
+    with torch.no_grad():
+        shape = tuple(model(x[:, :, :dt]).shape)
+    target = _check_target(target, shape[:2] + (x.shape[2],) + shape[3:])
+    rows = []
+    with full_float32():
+        for epoch in tqdm(range(num_epochs), disable=not verbose, desc="epochs", unit="epoch"):
+            reset_model_state(model)
+            for chunk, start in enumerate(range(0, x.shape[2], dt)):
+                value = _fit_chunk(model, x[:, :, start : start + dt],
+                                   target[:, :, start : start + dt], optimizer, loss)
+                rows.append({"epoch": epoch, "chunk": chunk, "start": start, "loss": value})
+    return pd.DataFrame(rows, columns=["epoch", "chunk", "start", "loss"])
+
+
+def _fit_chunk(model: nn.Module, x: torch.Tensor, target: torch.Tensor, optimizer: Any,
+               loss: Any) -> float:
+    """One optimizer step on one chunk; the state then moves on with the new parameters."""
+    start_state = get_model_state(model)
+
+    def closure() -> torch.Tensor:
+        set_model_state(model, start_state)
+        optimizer.zero_grad()
+        value = loss(model(x), target)
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        value = float(optimizer.step(closure).detach())
+    set_model_state(model, start_state)
+    with torch.no_grad():
+        model(x)
+    return value

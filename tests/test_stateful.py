@@ -112,3 +112,42 @@ def test_bad_chunked_runs_are_clear_errors():
         pfa.LeakyIntegrator(1.0)
     with pytest.raises(pfa.InvalidInputError, match="'kernel_size' parameter"):
         pfa.CausalTemporalConv(1, 1, 2, kernel_size=2)
+
+
+def lagged(x, frames):
+    """Design matrix of a causal FIR filter on (1, 1, time, H, W): column k is lag k, then 1s."""
+    series = x[0, 0].reshape(x.shape[2], -1)
+    padded = np.concatenate([np.zeros((frames - 1, series.shape[1])), series])
+    columns = [padded[frames - 1 - k : frames - 1 - k + len(series)] for k in range(frames)]
+    return np.stack([c.reshape(-1) for c in columns] + [np.ones(series.size)], axis=1)
+
+
+def test_fitting_in_chunks_ends_at_the_least_squares_filter_of_the_last_chunk():
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(1, 1, 120, 2, 2)))
+    true = np.array([0.5, -0.3, 0.2, 0.1, 0.25])  # weights for lags 0..3, then the bias
+    design = lagged(x.numpy(), 4)
+    target = (design @ true).reshape(120, 2, 2)[None, None]
+    target = target + np.random.default_rng(3).normal(0, 0.05, target.shape)
+    # L-BFGS solves each chunk; the last chunk (frames 90..119) starts with the carried
+    # state, the end of the chunk before, so its lagged rows are the design's own rows
+    last = slice(90 * 4, None)
+    solution, *_ = np.linalg.lstsq(design[last], target.reshape(-1)[last], rcond=None)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(pfa.CausalTemporalConv(1, 1, kernel_frames=4)).double()
+    history = pfa.fit_in_chunks(net, x, target, dt=30, num_epochs=2, verbose=False,
+                                optimizer=torch.optim.LBFGS(net.parameters(), max_iter=50))
+    assert list(history.columns) == ["epoch", "chunk", "start", "loss"]
+    assert list(history.start) == [0, 30, 60, 90] * 2
+    # the convolution runs over frames oldest first: lag k is kernel position 3 - k
+    fitted = net[0].conv.weight.detach().numpy().reshape(4)[::-1]
+    np.testing.assert_allclose(fitted, solution[:4], atol=1e-5)
+    assert net[0].conv.bias.item() == pytest.approx(solution[4], abs=1e-5)
+    assert np.abs(solution - true).max() < 0.05 and history.loss.iloc[-1] < 0.01
+
+
+def test_bad_fits_are_clear_errors():
+    net, x = model(), movie(6)
+    with pytest.raises(pfa.InvalidInputError, match="'target' parameter of fit_in_chunks"):
+        pfa.fit_in_chunks(net, x, np.zeros((2, 3, 5, 5, 6)), 2, verbose=False)
+    with pytest.raises(pfa.InvalidInputError, match="'dt' parameter of fit_in_chunks"):
+        pfa.fit_in_chunks(net, x, np.zeros((2, 3, 6, 5, 6)), 9, verbose=False)
