@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import torch
 import pytest
 from scipy import stats
 from sklearn.cross_decomposition import PLSRegression
@@ -319,3 +320,21 @@ def test_get_rdms_makes_rdms_of_pooled_activations_also_from_channel_slices():
             np.testing.assert_allclose(row.matrix, 1 - np.corrcoef(patterns), atol=1e-6)
     with pytest.raises(pfa.InvalidInputError, match="'activation_types' parameter of get_rdms"):
         pfa.get_rdms(image_set, {"tiny": MODEL}, None, activation_types=["sum_pool"])
+
+
+def test_time_resolved_rdms_pool_each_time_step_over_space():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    clips = {(str(d),): pfa.moving_grating(4, 16, 16, spatial_frequency=1.0, direction=d)
+             for d in (0, 90, 180, 270)}
+    transform = pfa.video_transform("r3d_18", num_frames=4, crop_size=16, resize_size=16)
+    frame = pfa.get_rdms([({"obj": "g"}, clips, ("direction",), [])], {"tiny3d": model}, None,
+                         which_layers=["conv1"], transform=transform, verbose=False,
+                         time_resolved=True, activation_types=["l1_pool", "median_pool"])
+    with torch.no_grad():
+        acts = model[0](torch.stack([transform(clip) for clip in clips.values()])).numpy()
+    rows = frame[frame["layer_num"] == 1]
+    assert len(rows) == 2 * acts.shape[2]
+    for row in rows.itertuples():
+        patterns = pooled_numpy(acts[:, :, row.time], row.activation_type)
+        np.testing.assert_allclose(row.matrix, 1 - np.corrcoef(patterns), rtol=1e-4, atol=1e-6)
