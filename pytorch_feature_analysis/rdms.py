@@ -807,6 +807,8 @@ def plan_rdms(
     transform: Callable | None = None,
     max_memory: int | str | None = None,
     activation_types: Sequence[str] = ACTIVATION_TYPES,
+    time_resolved: bool = False,
+    frame_rate: float | None = None,
 ) -> pd.DataFrame:
     """What :func:`get_rdms` would do, before any forward pass: passes, memory, output size.
 
