@@ -13,6 +13,8 @@ Videos run through a video model with the model's own preprocessing,
 
 Every clip is cut to its first ``num_frames`` frames, so every entry of a
 call has the same length; a shorter clip is an error naming its length.
+(In :func:`~pytorch_feature_analysis.unit_anova` designs a list stands for
+the replicates of a cell: give videos there as arrays or files.)
 
 Synthetic stimuli (:func:`moving_grating`, :func:`moving_bar`) are float
 arrays ``(time, height, width, 3)`` in [0, 1], with speeds in degrees of

@@ -163,6 +163,19 @@ def test_clips_are_cut_to_num_frames_and_shorter_ones_are_an_error():
         pfa.video_transform("resnet18")
 
 
+def test_preprocessing_leaves_the_videos_unchanged():
+    clip = pfa.moving_grating(4, 16, 16)  # float32 at the crop size: no resize, no copy needed
+    before = clip.copy()
+    frames = [f for f in (clip * 255).astype(np.uint8)]
+    frames_before = [f.copy() for f in frames]
+    transform = pfa.video_transform("r3d_18", **TINY)
+    transform(clip).mul_(0)
+    transform(frames).mul_(0)
+    np.testing.assert_array_equal(clip, before)
+    for frame, original in zip(frames, frames_before):
+        np.testing.assert_array_equal(frame, original)
+
+
 def test_a_video_without_a_video_transform_says_what_to_pass():
     with pytest.raises(pfa.InvalidInputError, match="video_transform"):
         pfa.preprocess_images([pfa.moving_grating(2, 8, 8)])
