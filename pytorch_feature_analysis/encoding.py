@@ -277,24 +277,73 @@ def _regression_rows(features: np.ndarray, truth: np.ndarray, folds: list, setti
             for s, row in zip(scores, extra)]
 
 
-def _location(unit: int, shape: tuple, activation_type: str) -> dict:
-    """The channel, row and column of feature ``unit`` of a layer of ``shape``."""
+def _location(unit: int, axes: list, activation_type: str) -> dict:
+    """The channel, row and column of feature ``unit``; ``axes`` holds the layer's indices
+    kept along each axis (channels, then rows and columns where it has them)."""
     if unit < 0:
         return {"unit": None, "channel": None, "row": None, "col": None}
     if activation_type != "unit_level":
-        return {"unit": unit, "channel": unit, "row": None, "col": None}
-    place = [int(i) for i in np.unravel_index(unit, shape)] + [None, None]
-    return {"unit": unit, "channel": place[0], "row": place[1], "col": place[2]}
+        return {"unit": unit, "channel": int(axes[0][unit]), "row": None, "col": None}
+    place = np.unravel_index(unit, [len(kept) for kept in axes])
+    where = [int(kept[i]) for kept, i in zip(axes, place)] + [None, None]
+    return {"unit": unit, "channel": where[0], "row": where[1], "col": where[2]}
+
+
+def _check_mask(mask: Any, plan: Any) -> dict:
+    """``{(model, layer label): (channels, rows, cols)}`` of the masked chosen layers."""
+    if mask is None:
+        return {}
+    if not isinstance(mask, dict):
+        raise fail("mask", "None or a dict {layer name or label: {'channels': [...], "
+                   "'rows': [...], 'cols': [...]}}", mask)
+    found = {}
+    for key, parts in mask.items():
+        if not isinstance(parts, dict) or set(parts) - {"channels", "rows", "cols"}:
+            raise fail("mask", "dicts with the keys 'channels', 'rows' and/or 'cols'", parts)
+        hits = [(name, label) for name, model_plan in plan.models.items()
+                for label in model_plan.layers if key in (label, label[0])]
+        if not hits:
+            raise fail("mask", "keys naming chosen layers", key)
+        for name, label in hits:
+            found[(name, label)] = _mask_axes(parts, label, plan.models[name].shape(label))
+    return found
+
+
+def _mask_axes(parts: dict, label: tuple, shape: tuple) -> tuple:
+    """``(channels, rows, cols)`` of one layer's mask (``None``: all), checked against its shape."""
+    axes = []
+    for axis, part in enumerate(("channels", "rows", "cols")):
+        chosen = parts.get(part)
+        size = shape[axis] if axis < len(shape) and (axis == 0 or len(shape) == 3) else 0
+        if chosen is not None and (not size or not len(chosen) or not all(
+                isinstance(i, (int, np.integer)) and 0 <= i < size for i in chosen)):
+            expected = f"{part} of layer {label} among 0..{size - 1}" if size else \
+                f"no {part} for layer {label} (shape {shape})"
+            raise fail("mask", expected, chosen)
+        axes.append(None if chosen is None else list(chosen))
+    return tuple(axes)
+
+
+def _masked(activations: np.ndarray, shape: tuple, chosen: tuple | None,
+            activation_type: str) -> tuple:
+    """The layer's features under its mask, and the indices kept along each axis."""
+    channels, rows, cols = chosen if chosen else (None, None, None)
+    positions = None if rows is None and cols is None else (rows, cols)
+    features = activation_patterns(activations, activation_type, channels, positions)
+    kept = [channels, rows, cols][: len(shape)]
+    axes = [np.arange(size) if part is None else np.asarray(part)
+            for size, part in zip(shape, kept)]
+    return features, axes
 
 
 def _univariate_rows(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
-                     shape: tuple, device: torch.device) -> list[dict]:
+                     axes: list, device: torch.device) -> list[dict]:
     """One row per target: its best single unit, where it is, and its fold scores."""
     units, scores = _ridge.best_units(features, torch.tensor(truth, device=device), folds)
     rows = []
     for target, (unit, fold_scores) in enumerate(zip(units, scores)):
         row = {"fold_scores": tuple(fold_scores.tolist()), "score": float(fold_scores.mean()),
-               **_location(int(unit), shape, settings["activation_type"])}
+               **_location(int(unit), axes, settings["activation_type"])}
         if settings["return_models"]:
             row["models"] = tuple(
                 LinearRegression().fit(features[train, unit : unit + 1].astype(np.float64),
@@ -329,7 +378,7 @@ def _classification_rows(features: np.ndarray, responses: pd.DataFrame, folds: d
     return rows
 
 
-def _layer_rows(features: np.ndarray, shape: tuple, responses: pd.DataFrame, folds: dict,
+def _layer_rows(features: np.ndarray, axes: list, responses: pd.DataFrame, folds: dict,
                 settings: dict, device: torch.device) -> list[dict]:
     """Every target's row for one layer (the ``target`` column first)."""
     if settings["task"] == "classification":
@@ -338,7 +387,7 @@ def _layer_rows(features: np.ndarray, shape: tuple, responses: pd.DataFrame, fol
         shared = folds[responses.columns[0]]
         truth = responses.to_numpy(dtype=np.float64)
         if settings["mode"] == "uv":
-            rows = _univariate_rows(features, truth, shared, settings, shape, device)
+            rows = _univariate_rows(features, truth, shared, settings, axes, device)
         else:
             rows = _regression_rows(features, truth, shared, settings, device)
     return [{"target": target, **row} for target, row in zip(responses.columns, rows)]
@@ -371,6 +420,7 @@ def fit_encoding_models(
     activation_type: str = "unit_level",
     alphas: Sequence[float] | None = None,
     n_components: int | None = None,
+    mask: dict | None = None,
     random_state: int = 0,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
@@ -446,6 +496,11 @@ def fit_encoding_models(
         Reduce the features to this many principal components before the
         estimator, with PCA fitted on each fold's training images only
         (never on its test images).
+    mask : dict, optional
+        ``{layer name or label: {'channels': [...], 'rows': [...], 'cols':
+        [...]}}``: keep only these channels, rows and columns (each key
+        optional) of the named layers, before pooling; ``unit``, ``channel``,
+        ``row`` and ``col`` still say where a unit is in the whole layer.
     random_state : int, default 0
         Seed of the folds, of PCA and of models given as ``(base_model,
         'random')``.
@@ -520,6 +575,7 @@ def fit_encoding_models(
     extraction = check_extraction(batch_size, device, transform, max_memory, verbose)
     plan = plan_analysis(models_dict, which_layers, image_list[0], extraction,
                          weights_seed=random_state)
+    masks = _check_mask(mask, plan)
     rows: list[dict] = []
     total = sum(len(model_plan.layers) for model_plan in plan.models.values())
     with tqdm(total=total, disable=not verbose, desc="encoding models", unit="layer") as bar:
@@ -531,11 +587,13 @@ def fit_encoding_models(
                     device=extraction.device, transform=extraction.transform,
                     verbose=extraction.verbose, layer_book=model_plan.book)
                 for label in layers:
-                    features = activation_patterns(activations.pop(label), activation_type)
+                    features, axes = _masked(activations.pop(label), model_plan.shape(label),
+                                             masks.get((model_plan.name, label)),
+                                             activation_type)
                     common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
                               "layer_num": label[1], "activation_type": activation_type}
                     rows += [{**common, **row} for row in _layer_rows(
-                        features, model_plan.shape(label), responses, folds, settings,
+                        features, axes, responses, folds, settings,
                         extraction.device)]
                     bar.update(1)
     return pd.DataFrame(rows, columns=_columns(settings))

@@ -338,3 +338,32 @@ def test_time_resolved_rdms_pool_each_time_step_over_space():
     for row in rows.itertuples():
         patterns = pooled_numpy(acts[:, :, row.time], row.activation_type)
         np.testing.assert_allclose(row.matrix, 1 - np.corrcoef(patterns), rtol=1e-4, atol=1e-6)
+
+
+def test_a_mask_keeps_channels_rows_and_columns_and_locations_stay_in_the_whole_layer():
+    responses = voxels("conv2", count=2, noise=2.0)
+    mask = {"conv2": {"channels": [1, 3, 4], "rows": [0, 2, 5]}}
+    uv = fit(responses, ["conv2"], cv=3, mode="uv", mask=mask)
+    mv = fit(responses, ["conv2"], cv=3, alphas=ALPHAS, mask=mask)
+    acts = features("conv2").reshape(N_IMAGES, 5, 6, 6)[:, [1, 3, 4]][:, :, [0, 2, 5]]
+    x, y, folds = acts.reshape(N_IMAGES, -1), responses.to_numpy(), kfold(3)
+    predicted = cross_val_predict(RidgeCV(alphas=ALPHAS, alpha_per_target=True), x, y, cv=folds)
+    for t in range(2):
+        np.testing.assert_allclose(mv.loc[t, "fold_scores"],
+                                   fold_pearson(y[:, t], predicted[:, t], folds), rtol=1e-6)
+        means = []
+        for unit in range(x.shape[1]):
+            guess = cross_val_predict(LinearRegression(), x[:, [unit]], y[:, t], cv=folds)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                means.append(np.mean(fold_pearson(y[:, t], guess, folds)))
+        best = int(np.nanargmax(means))
+        channel, row, col = np.unravel_index(best, (3, 3, 6))
+        assert uv.loc[t, "unit"] == best
+        assert (uv.loc[t, "channel"], uv.loc[t, "row"], uv.loc[t, "col"]) == (
+            [1, 3, 4][channel], [0, 2, 5][row], col)
+    for bad, message in (({"conv9": {}}, "keys naming chosen layers"),
+                         ({"fc1": {"rows": [0]}}, r"no rows for layer \('fc1', 7\)"),
+                         ({"conv2": {"channels": [5]}}, r"channels of layer \('conv2', 4\)")):
+        with pytest.raises(pfa.InvalidInputError, match=f"'mask' parameter.*{message}"):
+            fit(responses, ["conv2", "fc1"], cv=3, mask=bad)
