@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from . import _ridge
 from ._plan import check_extraction, plan_analysis, whole_layer_passes
-from ._validation import check_choice, check_int, fail, public
+from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
 from .stimuli import check_images_exist
 
@@ -170,16 +170,25 @@ def _check_settings(args: dict, num_images: int) -> dict:
     if components is not None:
         components = check_int(components, "n_components", minimum=1,
                                maximum=num_images - -(-num_images // cv))
-    alphas = args["alphas"] if args["alphas"] is not None else _ridge.DEFAULT_ALPHAS
-    if (np.ndim(alphas) != 1 or len(alphas) == 0
-            or not np.all(np.isfinite(alphas)) or np.any(np.asarray(alphas) <= 0)):
-        raise fail("alphas", "None or a sequence of positive penalties", alphas)
-    return dict(task=task, mode=mode, cv=cv, n_components=components,
-                alphas=tuple(float(a) for a in alphas),
+    alphas = _check_alphas(args["alphas"])
+    return dict(task=task, mode=mode, cv=cv, n_components=components, alphas=alphas,
                 estimator=_check_estimator(args["estimator"], mode, task),
                 scorer=_check_scoring(args["scoring"], mode, task),
-                activation_type=args["activation_type"], random_state=args["random_state"],
-                return_models=bool(args["return_models"]))
+                activation_type=args["activation_type"],
+                random_state=check_random_state(args["random_state"]),
+                return_models=check_bool(args["return_models"], "return_models"))
+
+
+def _check_alphas(alphas: Any) -> tuple:
+    if alphas is None:
+        return _ridge.DEFAULT_ALPHAS
+    try:
+        values = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values) & (values > 0)):
+        raise fail("alphas", "None or a sequence of positive penalties", alphas)
+    return tuple(values.tolist())
 
 
 def _pearson(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
