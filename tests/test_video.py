@@ -399,3 +399,11 @@ def test_decoding_of_videos_equals_cross_val_score_on_hooked_features(tiny3d):
         assert 0 < expected < 1
         row = frame[frame.decoded_variable == variable]
         assert row.acc.iloc[0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_shorter_clip_in_an_image_set_is_an_error_naming_its_length(tiny3d):
+    clips = {(str(d),): pfa.moving_grating(5, 16, 16, direction=d) for d in (0, 90)}
+    clips[("180",)] = pfa.moving_grating(3, 16, 16, direction=180)
+    with pytest.raises(pfa.InvalidInputError, match="get_rdms: .*num_frames=4.*a clip of 3"):
+        pfa.get_rdms([({"obj": "a"}, clips, ("direction",), [])], {"tiny": tiny3d}, None,
+                     transform=pfa.video_transform("r3d_18", **TINY), verbose=False)
