@@ -139,7 +139,7 @@ def frame_to_table(df, condensed=()):
     df = df.reset_index(drop=True)
     native = [i for i, name in enumerate(names) if df[name].dtype != object]
     native_frame = df.iloc[:, native].set_axis([fields[i] for i in native], axis=1)
-    native_table = pa.Table.from_pandas(native_frame, preserve_index=False)
+    native_table = _small_strings(pa.Table.from_pandas(native_frame, preserve_index=False))
 
     arrays, columns = [], []
     condensed_used = any(name in condensed for name in names)
@@ -168,6 +168,21 @@ def frame_to_table(df, condensed=()):
     metadata[METADATA_KEY] = blob
     metadata[CHECKSUM_KEY] = str(_metadata_checksum(metadata)).encode()
     return pa.table(arrays, names=fields).replace_schema_metadata(metadata)
+
+
+def _small_strings(table):
+    """Text columns as Arrow ``string`` where they fit (pandas 3 gives ``large_string``).
+
+    Readers of hive-style datasets (pyarrow, Dask) type a folder's
+    ``model=alexnet`` as ``string`` and refuse a ``large_string`` column of the
+    same name; pyarrow's pandas metadata restores the dtype on reading.
+    """
+    fields = [field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
+              for field in table.schema]
+    try:
+        return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    except pa.ArrowException:  # more than 2 GiB of text in the column: kept large
+        return table
 
 
 def table_to_frame(table, metadata=None):

@@ -81,8 +81,12 @@ def test_other_readers_see_the_same_rows(dataset):
         f"SELECT model, count(*) FROM read_parquet('{folder}/**/*.parquet') GROUP BY model "
         "ORDER BY model").fetchall()
     assert counted == [("alexnet", 4), ("vgg/11", 8)]
-    table = ds.dataset(folder, format="parquet").to_table(filter=ds.field("layer") == "fc1")
+    hive = ds.dataset(folder, format="parquet", partitioning="hive")
+    table = hive.to_table(filter=ds.field("layer") == "fc1")
     assert table.num_rows == (frame["layer"] == "fc1").sum()
+    assert sorted(set(table.column("model").to_pylist())) == ["alexnet", "vgg/11"]
+    dd = pytest.importorskip("dask.dataframe")
+    assert sorted(dd.read_parquet(folder)["obj"].compute()) == sorted(frame["obj"])
 
 
 def test_combine_frames_reads_datasets_and_files(dataset, tmp_path):
