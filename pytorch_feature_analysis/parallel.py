@@ -148,19 +148,37 @@ def run_on_cluster(client: Any, func: Callable, calls: list[tuple[str, dict]],
 
     ``calls`` are ``(key, kwargs)`` pairs; each key names its Dask task (keys
     must be unique). The ``shared`` values are sent to the workers once
-    (e.g. models given as modules) and passed to every call. A task is
-    retried :data:`TASK_RETRIES` times; the first error left after that is
-    raised here, and the tasks not started yet are cancelled.
+    (e.g. models given as modules) and passed to every call. At most twice
+    as many tasks as the cluster has worker threads (4 at least) are
+    submitted at a time, so the memory of the submitting process and the
+    scheduler does not grow with the number of calls. A task is retried
+    :data:`TASK_RETRIES` times; the first error left after that is raised
+    here, and the tasks submitted and not done are cancelled.
     """
     import distributed
 
     scattered = {name: client.scatter(value, broadcast=True, hash=False)
                  for name, value in shared.items()}
-    futures = [client.submit(func, key=key, retries=TASK_RETRIES, pure=False,
-                             **scattered, **kwargs) for key, kwargs in calls]
+    waiting = iter(calls)
+
+    def submit(count: int) -> list:
+        return [client.submit(func, key=key, retries=TASK_RETRIES, pure=False, **scattered,
+                              **kwargs) for key, kwargs in itertools.islice(waiting, count)]
+
+    def window() -> int:
+        return max(4, 2 * sum(client.nthreads().values()))
+
+    running = distributed.as_completed(submit(window()), loop=client.loop)
+
+    def submit_more() -> None:
+        running.update(submit(max(0, window() - running.count())))
+
     try:
-        for future in distributed.as_completed(futures):
-            yield future.result()
+        for future in running:
+            result = future.result()
             future.release()
+            submit_more()
+            yield result
     finally:
-        client.cancel([future for future in futures if not future.done()])
+        for future in running.futures:
+            future.cancel()
