@@ -135,7 +135,7 @@ def _worker_model(name: str, fingerprint: str, make: Callable[[], Any]) -> Any:
 
 
 def _built_model(name: str, description: tuple, expected: str) -> Any:
-    """The model ``name`` built from ``(base_model, weights, seed)``, checked against ``expected``."""
+    """The model ``name`` built from ``(base_model, weights, seed)``; its weights checked."""
     model = prepare_model(*description[:2], random_state=description[2])
     if weights_fingerprint(model) != expected:
         raise problem(
