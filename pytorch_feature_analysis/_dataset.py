@@ -7,8 +7,8 @@ percent-encoded, e.g. ``model=alexnet/part-....parquet``); the key is also a
 column of every part. Files and folders whose name starts with ``.`` or
 ``_`` (temporary files of atomic writes, lock files) are not parts. pyarrow
 (``pyarrow.dataset.dataset(folder)``), DuckDB
-(``read_parquet('folder/**/*.parquet')``), polars and ``dask.dataframe``
-read the same folder without this library.
+(``read_parquet('folder/**/*.parquet')``) and ``dask.dataframe`` read the
+same folder without this library.
 
 Reading goes part by part: each part is decoded with its own metadata, so
 parts may store a column with different codecs (a ``perm`` column of

@@ -332,8 +332,8 @@ def get_rdms(
         missing, and no part is ever rewritten (parts made differently are
         removed and recomputed, as ``on_change`` says). Read it with
         :func:`~pytorch_feature_analysis.load_frame` (filters and columns),
-        DuckDB (``read_parquet('<folder>/**/*.parquet')``), pyarrow, polars
-        or ``dask.dataframe``.
+        DuckDB (``read_parquet('<folder>/**/*.parquet')``), pyarrow or
+        ``dask.dataframe``.
     rdm_name : str, default 'default_name'
         Stored in the ``df_name`` column.
     which_layers : None, str, tuple, list or dict, optional
