@@ -31,6 +31,7 @@ from ._validation import check_bool, check_choice, check_int, fail, public
 __all__ = ["synthesize_images"]
 
 REGULARIZATIONS = (None, "l1", "l2", "tv")
+SMOOTHINGS = ("gaussian", "fourier")
 
 
 def _penalty(pixels: torch.Tensor, kind: str | None) -> torch.Tensor:
@@ -50,6 +51,19 @@ def _penalty(pixels: torch.Tensor, kind: str | None) -> torch.Tensor:
 def _blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
     size = 2 * int(np.ceil(3 * sigma)) + 1
     return TF.gaussian_blur(pixels, [size, size], [sigma, sigma])
+
+
+def _fourier(gradient: torch.Tensor, factor: float) -> torch.Tensor:
+    """Scale each spatial frequency ``f`` (cycles per image) by ``1 / max(1, |f|) ** factor``."""
+    height, width = gradient.shape[-2:]
+    rows = torch.fft.fftfreq(height, 1 / height, dtype=gradient.dtype, device=gradient.device)
+    cols = torch.fft.fftfreq(width, 1 / width, dtype=gradient.dtype, device=gradient.device)
+    radius = (rows[:, None] ** 2 + cols[None, :] ** 2).sqrt().clamp(min=1.0)
+    return torch.fft.ifft2(torch.fft.fft2(gradient) / radius**factor).real
+
+
+def _smooth(gradient: torch.Tensor, how: str, amount: float) -> torch.Tensor:
+    return _blur(gradient, amount) if how == "gaussian" else _fourier(gradient, amount)
 
 
 def _positive(value: Any, param: str, what: str, *, zero: bool = False) -> float:
@@ -91,7 +105,8 @@ def _ascend(model, book, label, targets, metric, pixels, settings, progress) -> 
         loss.sum().backward()
         with torch.no_grad():
             if settings["smooth_gradient"]:
-                pixels.grad.copy_(_blur(pixels.grad, settings["smooth_gradient"]))
+                pixels.grad.copy_(_smooth(pixels.grad, settings["smoothing"],
+                                          settings["smooth_gradient"]))
             optimizer.step()
             if settings["precondition"]:
                 pixels.copy_(_blur(pixels, settings["precondition"]))
@@ -117,6 +132,7 @@ def synthesize_images(
     regularization_weight: float = 0.0,
     precondition: float | None = None,
     smooth_gradient: float | None = None,
+    smoothing: str = "gaussian",
     snapshot_every: int | None = None,
     random_state: int = 0,
     max_memory: int | str | None = None,
@@ -130,8 +146,8 @@ def synthesize_images(
     batches that fit ``max_memory`` (as in
     :func:`~pytorch_feature_analysis.attribution_maps`). Each step minimises
     ``regularization_weight * penalty - activation`` with Adam, optionally
-    smoothing the gradient and blurring the image (preconditioning) with a
-    Gaussian (DNNBrain's ``SynthesisImage``).
+    smoothing the gradient (Gaussian or Fourier) and blurring the image
+    (preconditioning) with a Gaussian (DNNBrain's ``SynthesisImage``).
 
     Parameters
     ----------
@@ -156,7 +172,12 @@ def synthesize_images(
     precondition : float, optional
         Blur the image with a Gaussian of this sigma (pixels) after each step.
     smooth_gradient : float, optional
-        Blur the gradient with a Gaussian of this sigma before each step.
+        Smooth the gradient before each step: the sigma (pixels) of a
+        Gaussian blur, or with ``smoothing='fourier'`` the exponent ``a`` that
+        scales each spatial frequency ``f`` (cycles per image) by
+        ``1 / max(1, |f|) ** a``.
+    smoothing : {'gaussian', 'fourier'}, default 'gaussian'
+        How ``smooth_gradient`` smooths.
     snapshot_every : int, optional
         Keep the image every this many steps (step 0 is the start).
     random_state : int, default 0
@@ -194,7 +215,9 @@ def synthesize_images(
         "regularization_weight": _positive(regularization_weight, "regularization_weight",
                                            "the penalty's weight", zero=True),
         "precondition": _sigma(precondition, "precondition"),
-        "smooth_gradient": _sigma(smooth_gradient, "smooth_gradient"),
+        "smooth_gradient": None if smooth_gradient is None else _positive(
+            smooth_gradient, "smooth_gradient", "a Gaussian's sigma or a Fourier exponent"),
+        "smoothing": check_choice(smoothing, "smoothing", SMOOTHINGS),
         "snapshot_every": None if snapshot_every is None else check_int(
             snapshot_every, "snapshot_every", minimum=1),
     }

@@ -416,6 +416,30 @@ def test_synthesis_options_do_what_they_say():
         synthesize(regularization="l3")
     with pytest.raises(pfa.InvalidInputError, match="'lr' parameter .* > 0"):
         synthesize(lr=0)
+    with pytest.raises(pfa.InvalidInputError, match="'smoothing' parameter"):
+        synthesize(smooth_gradient=1.0, smoothing="wavelet")
+
+
+@pytest.mark.parametrize("smoothing", ["gaussian", "fourier"])
+def test_one_step_follows_the_sign_of_the_smoothed_gradient(smoothing):
+    from scipy.ndimage import gaussian_filter
+
+    start = pictures(1, seed=7)[0]
+    found = synthesize(channels=[2], init_image=start, n_iter=1, lr=0.01,
+                       smooth_gradient=1.0 if smoothing == "gaussian" else 1.5,
+                       smoothing=smoothing)
+    x = pixels([start])
+    grad = direct_gradient(MODEL[:4], x, lambda out: out[:, 2].mean(dim=(1, 2)))
+    if smoothing == "gaussian":  # torch's reflect padding is scipy's mirror; radius 3
+        smooth = gaussian_filter(grad, sigma=(0, 0, 1.0, 1.0), mode="mirror", truncate=3.0)
+    else:
+        f = np.fft.fftfreq(16, 1 / 16)
+        scale = np.maximum(1.0, np.hypot(f[:, None], f[None, :])) ** 1.5
+        smooth = np.fft.ifft2(np.fft.fft2(grad) / scale).real
+    # Adam's first step is lr * g / (|g| + eps), the loss being minus the activation
+    expected = x.numpy() + 0.01 * smooth / (np.abs(smooth) + 1e-8)
+    np.testing.assert_allclose(found["image"][0], expected[0], atol=1e-9)
+    assert not np.allclose(np.sign(smooth), np.sign(grad))
 
 
 # ---------------------------------------------------------------------------
