@@ -221,11 +221,14 @@ def activation(model, book, label, targets, pixels, options: MapOptions) -> np.n
         corners = {} if options.interpolation in ("nearest", "area") else {"align_corners": False}
         maps = F.interpolate(maps, size=tuple(pixels.shape[-2:]), mode=options.interpolation,
                              **corners).cpu().numpy()
-    if options.threshold is not None:
-        flat = maps.reshape(maps.shape[:2] + (-1,))
-        cut = np.quantile(flat, options.threshold, axis=2)[..., None, None]
-        maps = np.where(maps < cut, 0.0, maps).astype(maps.dtype)
-    return maps
+    return maps if options.threshold is None else threshold_maps(maps, options.threshold)
+
+
+def threshold_maps(maps: np.ndarray, quantile: float) -> np.ndarray:
+    """Maps ``(..., height, width)`` with values below each map's ``quantile`` set to 0."""
+    flat = maps.reshape(maps.shape[:-2] + (-1,))
+    cut = np.quantile(flat, quantile, axis=-1)[..., None, None]
+    return np.where(maps < cut, 0.0, maps).astype(maps.dtype)
 
 
 COMPUTE: dict[str, Callable] = {

@@ -34,6 +34,7 @@ from ._attribution import (
     check_window,
     compute_maps,
     map_options,
+    threshold_maps,
 )
 from ._interpret_core import (
     batches,
@@ -54,7 +55,7 @@ from ._map_grid import plot_map_grid
 from ._minimal import minimal_component_images, minimal_parcel_images
 from ._receptive_field import crop, layer_geometry
 from ._synthesis import synthesize_images
-from ._validation import check_bool, check_sequence, fail, public
+from ._validation import check_bool, check_choice, check_sequence, fail, public
 from .activations import get_activations
 
 __all__ = [
@@ -363,6 +364,22 @@ def receptive_fields(models: Any, layers: Any, positions: Any = None, *,
     return frame_of(rows, ("position", "region"))
 
 
+ENGINES = ("activation", "occlusion")
+
+
+def _engine_maps(pictures: list, models: Any, layers: Any, channels: Any, method: str,
+                 threshold: float | None, options: dict) -> pd.DataFrame:
+    """Each image's thresholded map of each channel, in image coordinates, image order."""
+    if method == "activation":
+        return attribution_maps(pictures, models, layers, channels, methods="activation",
+                                threshold=threshold, **options)
+    maps = attribution_maps(pictures, models, layers, channels, methods="occlusion_pixels",
+                            threshold=threshold, **options)  # the threshold checked there
+    maps["map"] = [threshold_maps(m[0], threshold) if threshold is not None else m[0]
+                   for m in maps["map"]]
+    return maps
+
+
 @public
 def empirical_receptive_fields(
     images: Any,
@@ -370,8 +387,13 @@ def empirical_receptive_fields(
     layers: Any,
     channels: int | Sequence[int],
     *,
+    method: str = "activation",
     threshold: float | None = 0.5,
     interpolation: str = "bicubic",
+    metric: str = "mean",
+    window: int | tuple = (11, 11),
+    stride: int | tuple = (2, 2),
+    baseline: float = 0.0,
     batch_size: int = 32,
     max_memory: int | str | None = None,
     device: Any = "cpu",
@@ -380,20 +402,27 @@ def empirical_receptive_fields(
 ) -> pd.DataFrame:
     """The empirical receptive field of channels: what their top unit covers, over many images.
 
-    For each image, the channel's map is resampled to the image size and
-    thresholded (:func:`attribution_maps` with ``methods='activation'``);
-    the window of the theoretical receptive field (:func:`receptive_fields`)
-    of the channel's most active unit is cut from it; the windows are
-    averaged over the images (DNNBrain's method).
+    For each image, a map of the channel in image coordinates is
+    thresholded: its activation map (:func:`attribution_maps` with
+    ``'activation'``) or its occlusion map (``'occlusion_pixels'``; the
+    drop of the channel's ``metric`` when the occluder covers each pixel). The
+    window of the theoretical receptive field (:func:`receptive_fields`) of
+    the channel's most active unit is cut from it, and the windows are
+    averaged over the images (DNNBrain's ``EmpiricalReceptiveField``).
 
     Parameters
     ----------
     images, models, layers, channels
         As :func:`attribution_maps`; the layers need spatial maps and a chain
         below them (see :func:`receptive_fields`).
+    method : {'activation', 'occlusion'}, default 'activation'
+        The map: upsampled activation, or occlusion per pixel.
     threshold : float in [0, 1] or None, default 0.5
-        Values of each resampled map below this quantile are set to 0.
+        Values of each map below this quantile are set to 0.
     interpolation : {'nearest', 'bilinear', 'bicubic', 'area'}, default 'bicubic'
+        Resampling of activation maps.
+    metric, window, stride, baseline
+        The occluder, for ``'occlusion'`` (see :func:`attribution_maps`).
     batch_size, max_memory, device, transform, verbose
         As :func:`attribution_maps`.
 
@@ -401,11 +430,11 @@ def empirical_receptive_fields(
     -------
     pandas.DataFrame
         One row per model, layer and channel, with columns ``model``,
-        ``layer``, ``layer_num``, ``layer_label``, ``channel``, ``method``
-        (``'activation'``), ``params`` (``threshold`` and ``interpolation``),
-        ``n_images`` and ``map``: the mean window, of the theoretical field's
-        size, ``NaN`` where it lies outside every image (pixels outside an
-        image are left out of its mean).
+        ``layer``, ``layer_num``, ``layer_label``, ``channel``, ``method``,
+        ``params`` (the options of the maps and ``threshold``), ``n_images``
+        and ``map``: the mean window, of the theoretical field's size, ``NaN``
+        where it lies outside every image (pixels outside an image are left
+        out of its mean).
 
     Examples
     --------
@@ -418,10 +447,12 @@ def empirical_receptive_fields(
     ((51, 51), 3)
     """
     pictures = image_table(images)[0]
-    maps = attribution_maps(
-        pictures, models, layers, channels, methods="activation", threshold=threshold,
-        interpolation=interpolation, batch_size=batch_size, max_memory=max_memory,
-        device=device, transform=transform, verbose=verbose)
+    method = check_choice(method, "method", ENGINES)
+    options = dict(batch_size=batch_size, max_memory=max_memory, device=device,
+                   transform=transform, verbose=verbose)
+    options.update(dict(interpolation=interpolation) if method == "activation" else dict(
+        metric=metric, window=window, stride=stride, baseline=baseline))
+    maps = _engine_maps(pictures, models, layers, channels, method, threshold, options)
     rows = []
     for name, model in model_table(models).items():
         pixels = pixels_of(pictures[:1], transform, model_dtype(model))
@@ -439,9 +470,9 @@ def empirical_receptive_fields(
                     for i, image_map in enumerate(part["map"])]
                 rows.append({
                     "model": name, "layer": label[0], "layer_num": label[1],
-                    "layer_label": label, "channel": int(channel), "method": "activation",
-                    "params": part["params"].iloc[0], "n_images": len(windows),
-                    "map": _nanmean(np.stack(windows)),
+                    "layer_label": label, "channel": int(channel), "method": method,
+                    "params": {**part["params"].iloc[0], "threshold": threshold},
+                    "n_images": len(windows), "map": _nanmean(np.stack(windows)),
                 })
     return pd.DataFrame(rows)
 

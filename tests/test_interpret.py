@@ -336,27 +336,35 @@ def test_a_branching_model_has_no_geometric_field(resnet18):
         pfa.receptive_fields(MODEL, "conv2", [(0, 6)], image_size=16)
 
 
-def test_the_empirical_field_averages_thresholded_maps_at_the_top_unit():
+@pytest.mark.parametrize("method", ["activation", "occlusion"])
+def test_the_empirical_field_averages_thresholded_maps_at_the_top_unit(method):
     model = linear_model()
     images = pictures(4)
-    field = pfa.empirical_receptive_fields(images, model, "conv2", [0, 2], threshold=0.6,
-                                           interpolation="bilinear", transform=to_tensor64,
-                                           verbose=False)
+    occluder = dict(window=5, stride=3, baseline=0.2)
+    field = pfa.empirical_receptive_fields(
+        images, model, "conv2", [0, 2], method=method, threshold=0.6,
+        interpolation="bilinear", transform=to_tensor64, verbose=False, **occluder)
     with torch.no_grad():
         layer = model(pixels(images))  # (4, 3, 6, 6); field 8 x 8, stride 2, offset -1
         upsampled = F.interpolate(layer, size=(16, 16), mode="bilinear").numpy()
+    occluded = maps(images, model=model, channels=[0, 2], methods="occlusion_pixels",
+                    **occluder)
     for row in field.itertuples():
         windows = []
         for i in range(4):
-            full = upsampled[i, row.channel]
+            full = upsampled[i, row.channel] if method == "activation" else stacked(
+                occluded, "occlusion_pixels", row.channel)[i, 0]
             full = np.where(full < np.quantile(full, 0.6), 0.0, full)
             padded = np.pad(full, 8, constant_values=np.nan)
             y, x = np.unravel_index(np.argmax(layer[i, row.channel].numpy()), (6, 6))
             windows.append(padded[8 - 1 + 2 * y:8 - 1 + 2 * y + 8,
                                   8 - 1 + 2 * x:8 - 1 + 2 * x + 8])
         np.testing.assert_allclose(row.map, np.nanmean(windows, axis=0), atol=1e-12)
-        assert row.n_images == 4 and row.params == {"interpolation": "bilinear",
-                                                    "threshold": 0.6}
+        assert row.n_images == 4 and row.method == method
+        assert row.params == ({"interpolation": "bilinear", "threshold": 0.6}
+                              if method == "activation" else
+                              {"metric": "mean", "window": (5, 5), "stride": (3, 3),
+                               "baseline": 0.2, "threshold": 0.6})
 
 
 # ---------------------------------------------------------------------------
