@@ -3,17 +3,20 @@
 Run with ``python benchmarks/scale.py``. The study: ``--sets`` image sets
 (16 seeded noise images of 32 x 32 each, so 16 x 16 RDMs) x 4 small seeded CNNs
 (every layer, 'corr', both activation types: 16 RDMs per image set x model).
+The images are PNG files in a temporary folder.
 Prints:
 
 1. wall time of the study written to a dataset, run here (serial, with
-   torch's threads and with one thread) and on a 2-worker ``LocalCluster``
-   (processes, one thread each), the ratio, and whether the cluster's dataset
+   torch's threads and with one thread) and on a Dask cluster of a scheduler
+   and 2 workers (one thread each), each a process of its own started with
+   the ``dask`` command, the ratio, and whether the cluster's dataset
    equals the one-thread serial one bit for bit (float sums depend on the
    thread count in their last digits);
 2. the driver's peak memory at two study sizes (``--sets`` / 2 and
-   ``--sets``), each in a process of its own: the peak resident memory
-   (``ru_maxrss``) and the peak of the Python/numpy allocations during the
-   call (tracemalloc), for a dataset on the cluster (``collect=False``: it
+   ``--sets``), each in a process of its own: the peak resident memory above
+   that before the call (sampled every 5 ms) and the peak of the Python and
+   numpy allocations during the call (tracemalloc), for a dataset on the
+   cluster (``collect=False``: it
    should stay flat) and for a single file run here (the whole frame is
    held and rewritten: it grows with the study);
 3. the time to resume the study: with every part on disk (listing only), and
@@ -26,6 +29,8 @@ run with torch's own thread count).
 """
 
 import argparse
+import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -47,6 +52,8 @@ from pytorch_feature_analysis.testing import assert_frames_identical
 
 WIDTHS = (4, 8, 12, 16)
 TRANSFORM = transforms.ToTensor()
+IMAGES = tempfile.mkdtemp()
+atexit.register(shutil.rmtree, IMAGES, ignore_errors=True)
 
 
 def small_cnn(width, seed):
@@ -58,15 +65,18 @@ def small_cnn(width, seed):
 
 
 def study(num_sets):
-    """Image sets of 16 seeded noise images, 32 x 32."""
-    rng = np.random.default_rng(0)
-    image_sets = [
-        ({"obj": f"obj{number:04d}"},
-         {(f"{entry:02d}",): Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-          for entry in range(16)},
-         ("entry",), [])
-        for number in range(num_sets)
-    ]
+    """Image sets of 16 seeded noise images, 32 x 32, as files (as a real study's)."""
+    folder = Path(IMAGES)
+    image_sets = []
+    for number in range(num_sets):
+        images = {}
+        for entry in range(16):
+            path = folder / f"obj{number:04d}_{entry:02d}.png"
+            if not path.exists():
+                pixels = np.random.default_rng([number, entry]).integers(0, 256, (32, 32, 3))
+                Image.fromarray(pixels.astype(np.uint8)).save(path)
+            images[(f"{entry:02d}",)] = os.fspath(path)
+        image_sets.append(({"obj": f"obj{number:04d}"}, images, ("entry",), []))
     models = {f"cnn{width}": small_cnn(width, seed) for seed, width in enumerate(WIDTHS)}
     return image_sets, models
 
@@ -79,12 +89,32 @@ def run(num_sets, out, client=False, made=None, **options):
     return time.perf_counter() - start, result
 
 
+@contextlib.contextmanager
 def cluster():
+    """A client of a scheduler and 2 workers (one thread each), each in a process of its own.
+
+    As on a real cluster, the scheduler does not run in this (the driver's) process.
+    """
     import distributed
 
-    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None, silence_logs=50)
-    return local, distributed.Client(local)
+    with tempfile.TemporaryDirectory() as tmp:
+        address_file = f"{tmp}/scheduler.json"
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes = [subprocess.Popen(["dask", "scheduler", "--port", "0", "--no-dashboard",
+                                       "--scheduler-file", address_file], **quiet)]
+        try:
+            processes.append(subprocess.Popen(
+                ["dask", "worker", "--scheduler-file", address_file, "--nworkers", "2",
+                 "--nthreads", "1", "--no-dashboard"], **quiet))
+            while not os.path.exists(address_file):
+                time.sleep(0.1)
+            with distributed.Client(scheduler_file=address_file) as client:
+                client.wait_for_workers(2)
+                yield client
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                process.wait()
 
 
 def folder_bytes(folder):
@@ -101,8 +131,7 @@ def speed(num_sets, tmp, threaded):
     threaded_s = run(num_sets, f"{tmp}/threaded/", collect=False)[0] if threaded else None
     torch.set_num_threads(1)  # as each worker: the same sums, so the same bits
     serial_s, _ = run(num_sets, f"{tmp}/serial/", collect=False)
-    local, client = cluster()
-    with local, client:
+    with cluster() as client:
         cluster_s, _ = run(num_sets, f"{tmp}/cluster/", client=client, collect=False)
     equal = True
     try:
@@ -117,7 +146,7 @@ def speed(num_sets, tmp, threaded):
         print(f"   serial, {threads} torch threads: {threaded_s:7.1f} s  "
               f"({1000 * threaded_s / tasks:.0f} ms/part)")
     print(f"   serial, 1 torch thread:  {serial_s:7.1f} s  ({1000 * serial_s / tasks:.0f} ms/part)")
-    print(f"   2-worker LocalCluster:   {cluster_s:7.1f} s  ({1000 * cluster_s / tasks:.0f} ms/part)"
+    print(f"   2-worker Dask cluster:   {cluster_s:7.1f} s  ({1000 * cluster_s / tasks:.0f} ms/part)"
           f"  serial / cluster = {serial_s / cluster_s:.2f}")
     print(f"   cluster dataset equal to the 1-thread serial one bit for bit: {equal}")
 
@@ -149,17 +178,15 @@ class ResidentPeak(threading.Thread):
 def memory_case(mode, num_sets):
     """Run one study in this process; print the driver's peaks (for the parent to read)."""
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        local, client = cluster() if mode == "cluster" else (None, None)
-        run(2, f"{tmp}/warm/", client=client or False, collect=False)  # imports, first calls
+    with tempfile.TemporaryDirectory() as tmp, (
+            cluster() if mode == "cluster" else contextlib.nullcontext(False)) as client:
+        run(2, f"{tmp}/warm/", client=client, collect=False)  # imports, first calls
         made = study(num_sets)  # the image sets are the user's input, held before the call
         sampler = ResidentPeak()
         sampler.start()
         tracemalloc.start()
         if mode == "cluster":
             run(num_sets, f"{tmp}/study/", client=client, made=made, collect=False)
-            client.close()
-            local.close()
         else:
             run(num_sets, f"{tmp}/study.parquet", made=made)
         peak = tracemalloc.get_traced_memory()[1]

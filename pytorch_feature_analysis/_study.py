@@ -48,27 +48,26 @@ class DatasetTarget:
     remove: list = field(default_factory=list)
 
 
-def _check_part(path: Path, columns: list, rdm_name: str) -> list[str]:
-    """A part of this study (the call's columns and ``df_name``, else an error naming it).
+def _part_rows(path: Path, columns: list, rdm_name: str) -> pd.DataFrame:
+    """The rows of a part of this study without their per-RDM columns (no matrix is read).
 
-    Returns the part's columns that tell its rows apart (all but the per-RDM ones).
+    A part without the call's ``columns`` or of another ``df_name`` is an
+    error naming it. The frame's ``attrs`` hold the part's fingerprints.
     """
-    held = pq.read_schema(path).names
-    missing = [column for column in columns if column not in held]
-    if missing:
-        raise fail("out_fname", "a dataset folder of this study's parts (or another folder)",
-                   f"the part {os.fspath(path)!r}, without the columns {missing} of this call",
-                   raw=True)
-    names = set(pq.read_table(path, columns=["df_name"]).column("df_name").to_pylist())
-    if names != {rdm_name}:
+    with pq.ParquetFile(path) as handle:
+        schema = handle.schema_arrow
+        missing = [column for column in columns if column not in schema.names]
+        if missing:
+            raise fail("out_fname", "a dataset folder of this study's parts (or another folder)",
+                       f"the part {os.fspath(path)!r}, without the columns {missing} of this "
+                       "call", raw=True)
+        wanted = [c for c in schema.names if c not in (*PER_RDM_COLUMNS, "layer_label")]
+        frame = table_to_frame(handle.read(columns=wanted), schema.metadata)
+    names = set(frame["df_name"])
+    if names - {rdm_name}:
         raise fail("out_fname", f"a dataset folder of the study {rdm_name!r} (rdm_name)",
                    f"the part {os.fspath(path)!r} of the study {sorted(names)}", raw=True)
-    return [column for column in held if column not in (*PER_RDM_COLUMNS, "layer_label")]
-
-
-def _part_rows(path: Path, columns: list) -> pd.DataFrame:
-    """The identity columns of one part's rows, with its ``attrs`` (no matrix is read)."""
-    return table_to_frame(pq.read_table(path, columns=columns), pq.read_schema(path).metadata)
+    return frame
 
 
 def dataset_state(folder: Any, fingerprints: dict, rdm_name: str, labels: list,
@@ -85,7 +84,7 @@ def dataset_state(folder: Any, fingerprints: dict, rdm_name: str, labels: list,
         return set(), {}, target
     rows, owners, stored = [], [], {}
     for path in parts:
-        frame = _part_rows(path, _check_part(path, [*RDM_COLUMNS, *labels], rdm_name))
+        frame = _part_rows(path, [*RDM_COLUMNS, *labels], rdm_name)
         rows += frame.to_dict("records")
         owners += [path] * len(frame)
         stored.update(frame.attrs.get(FINGERPRINTS, {}))
