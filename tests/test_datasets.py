@@ -75,6 +75,7 @@ def test_filters_and_columns_read_only_what_is_asked(dataset):
     assert len(either) == wanted.sum() == 8
 
 
+@pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")  # inside dask.dataframe
 def test_other_readers_see_the_same_rows(dataset):
     folder, frame = dataset
     counted = duckdb.sql(
