@@ -84,6 +84,8 @@ def main():
             shown = f"{theirs:>22.1f}{theirs / boot:>8.1f}"
         except ImportError:
             shown = f"{'(not installed)':>22}"
+        except Exception as error:  # rsatoolbox's own failures are figures too
+            shown = f"  (rsatoolbox failed: {type(error).__name__})"
         print(f"{method:<14}{boot:>12.2f}{perms:>10.2f}{ceiling:>11.3f}{shown}")
 
 
