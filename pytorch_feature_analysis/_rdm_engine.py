@@ -28,7 +28,7 @@ import torch
 
 from ._plan import FLOAT32, FLOAT64, LayerNeed, Piece
 from .activations import POOLING_TYPES, LayerTarget, pool_channels
-from . import dissim
+from . import _projection, dissim
 from .dissim import Metric
 
 ACTIVATION_TYPES = ("unit_level", "feature_means")
@@ -81,6 +81,8 @@ class LayerWork:
     device: torch.device
     means: torch.Tensor | None = None
     pools: dict = field(default_factory=dict)  # {pooling type: float64 (n, channels[, time])}
+    projections: dict = field(default_factory=dict)  # {'srp_<k>': float64 (n, k)}
+    random_state: int = 0  # seeds the sparse random projections
     accumulators: dict = field(default_factory=dict)
     time_steps: int | None = None  # time-resolved: the layer's time steps (its shape[1])
     step_seconds: float | None = None  # seconds between two time steps, when known
@@ -108,8 +110,9 @@ class LayerWork:
         per_channel = n_images * spatial * FLOAT32 if units else 0
         channel_stats = bool(self.jobs("feature_means")) + len(self._pooled())
         fixed = n_images * self.channels * steps * FLOAT64 * channel_stats
+        fixed += sum(self._projection_bytes(kind) for kind in self._projected())
         whole = bool(self.entries.combinations)
-        for activation_type in ACTIVATION_TYPES + POOLING_TYPES:
+        for activation_type in ACTIVATION_TYPES + POOLING_TYPES + tuple(self._projected()):
             for name, metrics in self.jobs(activation_type):
                 fixed += steps * dissim.RDMAccumulator.workspace_bytes(n_entries, metrics)
                 whole |= (activation_type == "unit_level"
@@ -138,10 +141,34 @@ class LayerWork:
         # time-resolved means are taken from the units (add_units), per time step
         means = self.means if self.jobs("feature_means") and not timed else None
         return LayerTarget(piece.start, piece.stop, units, means,
-                           None if timed else dict(self.pools))
+                           None if timed else dict(self.pools), self._projection_targets(piece))
 
     def _pooled(self) -> list[str]:
         return [how for how in POOLING_TYPES if self.jobs(how)]
+
+    def _projected(self) -> list[str]:
+        kinds = {w[0] for w in self.wanted if _projection.projection_dims(w[0]) is not None}
+        return sorted(kinds)
+
+    def _projection_bytes(self, kind: str) -> int:
+        """The projections of every image and the sparse matrix (index and value per entry)."""
+        dims, units = _projection.projection_dims(kind), self.channels * math.prod(self.shape[1:])
+        return len(self.entries.images) * dims * FLOAT64 + int(dims * math.sqrt(units)) * 24
+
+    def _projection_targets(self, piece: Piece) -> dict:
+        """Per projected type, where a pass adds the share of channels ``piece.start:stop``."""
+        spatial, targets = math.prod(self.shape[1:]), {}
+        for kind in self._projected():
+            dims = _projection.projection_dims(kind)
+            if kind not in self.projections:
+                self.projections[kind] = torch.zeros((len(self.entries.images), dims),
+                                                     dtype=torch.float64, device=self.device)
+            units = self.channels * spatial
+            seed = _projection.layer_seed(self.random_state, self.label, units, dims)
+            matrix = _projection.projection_matrix(units, dims, seed)
+            targets[kind] = (self.projections[kind], _projection.projection_rows(
+                matrix, piece.start * spatial, piece.stop * spatial, self.device))
+        return targets
 
     def add_units(self, piece: Piece, units: torch.Tensor) -> None:
         """Feed one slice of unit-level activations to the accumulators."""
@@ -171,7 +198,8 @@ class LayerWork:
     def finish(self) -> list[tuple]:
         """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix,
         time)``, ``time`` the time step (``None`` unless time-resolved)."""
-        for activation_type, values in [("feature_means", self.means), *self.pools.items()]:
+        for activation_type, values in [("feature_means", self.means), *self.pools.items(),
+                                        *self.projections.items()]:
             jobs = self.jobs(activation_type)
             if not jobs:
                 continue
@@ -179,7 +207,8 @@ class LayerWork:
             stats = torch.from_numpy(base).to(self.device)
             for name, metrics in jobs:
                 for time in self._times():
-                    chosen = stats[:, self.kernels[name]]
+                    chosen = (stats if activation_type in self.projections
+                              else stats[:, self.kernels[name]])
                     self._accumulator(activation_type, name, metrics, time).add(
                         chosen if time is None else chosen[:, :, time])
         finished = []
@@ -190,6 +219,7 @@ class LayerWork:
         self.accumulators.clear()
         self.means = None
         self.pools = {}
+        self.projections = {}
         return finished
 
     def _accumulator(self, activation_type: str, name: str, metrics: list[Metric],

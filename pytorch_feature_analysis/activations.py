@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import _projection
 from ._validation import InvalidInputError, check_device, check_int, fail, parse_memory, public
 from .models import LayerCall, index_nested, trace_layers
 from .stimuli import check_images_exist, preprocess_images
@@ -37,6 +38,7 @@ __all__ = [
     "activation_patterns",
     "POOLING_TYPES",
     "pool_channels",
+    "sparse_random_projection",
     "full_float32",
 ]
 
@@ -526,11 +528,62 @@ def pool_channels(values: torch.Tensor | np.ndarray, how: str) -> torch.Tensor:
 
 
 @public
+def sparse_random_projection(n_features: int, n_components: int, random_state: int = 0,
+                             layer_label: tuple = ()) -> Any:
+    """The sparse random projection of activation type ``'srp_<n_components>'``.
+
+    A layer of ``n_features`` units is mapped to ``n_components``
+    dimensions by a matrix whose entries are ``+-sqrt(s / n_components)``
+    with probability ``1 / (2 s)`` each and 0 otherwise, ``s =
+    sqrt(n_features)`` (Li, Hastie and Church, 2006): distances and inner
+    products are kept in expectation, with an error that shrinks as ``1 /
+    sqrt(n_components)``. It is seeded by ``random_state`` and the layer, so
+    :func:`~pytorch_feature_analysis.get_rdms` and
+    :func:`activation_patterns` use the same matrix for the same layer.
+
+    Parameters
+    ----------
+    n_features : int
+        Units of the layer (of the chosen channels and positions).
+    n_components : int
+        Dimensions after the projection.
+    random_state : int, default 0
+        As ``get_rdms``'s ``random_state``.
+    layer_label : tuple, default ()
+        The layer's label, e.g. ``('conv1', 1)``.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(n_features, n_components)``, float64.
+
+    Examples
+    --------
+    >>> matrix = sparse_random_projection(10_000, 64, layer_label=('conv1', 1))
+    >>> matrix.shape, matrix.nnz   # about 10_000 * 64 / sqrt(10_000) non-zero entries
+    ((10000, 64), 6389)
+    >>> round(float(matrix.power(2).sum()) / 10_000, 2)  # squared norms kept on average
+    1.0
+    """
+    from scipy.sparse import csr_matrix
+
+    n_features = check_int(n_features, "n_features", minimum=1)
+    n_components = check_int(n_components, "n_components", minimum=1)
+    seed = _projection.layer_seed(check_int(random_state, "random_state", minimum=0),
+                                  layer_label, n_features, n_components)
+    rows, cols, values = _projection._entries(n_features, n_components, seed)
+    return csr_matrix((values, (rows, cols)), shape=(n_features, n_components))
+
+
+@public
 def activation_patterns(
     array: np.ndarray,
     activation_type: str = "unit_level",
     kernel_inds: Sequence[int] | None = None,
     positions: tuple | None = None,
+    *,
+    random_state: int = 0,
+    layer_label: tuple = (),
 ) -> np.ndarray:
     """One pattern (row) per image: ``(n, C, ...)`` -> ``(n, features)``.
 
@@ -543,13 +596,18 @@ def activation_patterns(
         mean over space (see :func:`feature_means`); ``'max_pool'``,
         ``'median_pool'``, ``'l1_pool'``, ``'l2_pool'``: each channel's
         maximum, median, L1 or L2 norm over space (float64, see
-        :func:`pool_channels`).
+        :func:`pool_channels`); ``'srp_<k>'`` (e.g. ``'srp_1024'``): the chosen
+        units projected to ``k`` dimensions by :func:`sparse_random_projection`
+        (an approximation, named as one).
     kernel_inds : sequence of int, optional
         Keep only these channels (the second axis); default all.
     positions : tuple (rows, cols), optional
         Keep only these rows and columns of a spatial layer (``(n, C, H,
         W)``) before pooling: two sequences of int (or ``None`` for all);
         default every position.
+    random_state, layer_label
+        The seed of an ``'srp_<k>'`` projection (see
+        :func:`sparse_random_projection`).
 
     Examples
     --------
@@ -562,8 +620,9 @@ def activation_patterns(
            [ 9., 13.]])
     """
     known = ACTIVATION_TYPES + POOLING_TYPES
-    if activation_type not in known:
-        raise fail("activation_type", f"one of {known}", activation_type)
+    if activation_type not in known and _projection.projection_dims(activation_type) is None:
+        raise fail("activation_type", f"one of {known} or 'srp_<k>' (e.g. 'srp_1024')",
+                   activation_type)
     if kernel_inds is not None:
         array = array[:, np.asarray(kernel_inds, dtype=np.intp)]
     if positions is not None:
@@ -577,6 +636,11 @@ def activation_patterns(
         array = feature_means(array)
     elif activation_type in POOLING_TYPES:
         array = pool_channels(array, activation_type).numpy()
+    elif activation_type != "unit_level":
+        array = array.reshape(array.shape[0], -1)
+        projection = sparse_random_projection(array.shape[1], _projection.projection_dims(
+            activation_type), random_state, layer_label)
+        array = np.asarray(projection.T @ array.astype(np.float64).T).T
     return array.reshape(array.shape[0], -1)
 
 
@@ -587,7 +651,9 @@ class LayerTarget:
     ``units`` (float32, ``(n, stop - start, ...)``) receives the outputs;
     ``means`` (float64, ``(n, channels)``) receives each channel's mean over
     space in its columns ``start:stop``; ``pools`` (``{pooling type: float64
-    (n, channels)}``, see :func:`pool_channels`) each channel's pooled value.
+    (n, channels)}``, see :func:`pool_channels`) each channel's pooled value;
+    ``projections`` (``{activation type: (float64 (n, k), sparse (k, units of
+    the channels))}``) adds the channels' share of a sparse random projection.
     Any may be ``None``.
     """
 
@@ -596,6 +662,7 @@ class LayerTarget:
     units: torch.Tensor | None = None
     means: torch.Tensor | None = None
     pools: dict | None = None
+    projections: dict | None = None
 
     def store(self, batch: slice, output: torch.Tensor) -> None:
         """Copy one batch's channels ``start:stop``; their float64 means over space.
@@ -609,6 +676,8 @@ class LayerTarget:
             self.units[batch].copy_(part)
         for how, pooled in (self.pools or {}).items():
             pooled[batch, self.start : self.stop] = pool_channels(part, how)
+        for projected, transposed in (self.projections or {}).values():
+            projected[batch] += _projection.project(part, transposed)
         if self.means is None:
             return
         means = self.means[batch, self.start : self.stop]

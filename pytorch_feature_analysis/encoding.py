@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from . import _ridge
 from ._plan import check_extraction, plan_analysis, whole_layer_passes
+from ._projection import projection_dims
 from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
 from .stimuli import check_images_exist
@@ -164,7 +165,11 @@ def _check_settings(args: dict, num_images: int) -> dict:
     mode = check_choice(args["mode"], "mode", ("mv", "uv"))
     if mode == "uv" and task == "classification":
         raise fail("mode", "'mv' for task='classification'", mode)
-    check_choice(args["activation_type"], "activation_type", MAPPING_TYPES)
+    if projection_dims(args["activation_type"]) is None:
+        check_choice(args["activation_type"], "activation_type", MAPPING_TYPES)
+    elif mode == "uv":
+        raise fail("activation_type", "not a projection with mode='uv' (a projected "
+                   "dimension is no unit of the layer)", args["activation_type"])
     cv = _check_cv(args["cv"], num_images)
     components = args["n_components"]
     if components is not None:
@@ -334,11 +339,12 @@ def _mask_axes(parts: dict, label: tuple, shape: tuple) -> tuple:
 
 
 def _masked(activations: np.ndarray, shape: tuple, chosen: tuple | None,
-            activation_type: str) -> tuple:
+            activation_type: str, random_state: int, label: tuple) -> tuple:
     """The layer's features under its mask, and the indices kept along each axis."""
     channels, rows, cols = chosen if chosen else (None, None, None)
     positions = None if rows is None and cols is None else (rows, cols)
-    features = activation_patterns(activations, activation_type, channels, positions)
+    features = activation_patterns(activations, activation_type, channels, positions,
+                                   random_state=random_state, layer_label=label)
     kept = [channels, rows, cols][: len(shape)]
     axes = [np.arange(size) if part is None else np.asarray(part)
             for size, part in zip(shape, kept)]
@@ -497,7 +503,10 @@ def fit_encoding_models(
         The features: every unit (``'unit_level'``), or per channel its mean
         (``'feature_means'``), maximum (``'max_pool'``), median
         (``'median_pool'``), L1 norm (``'l1_pool'``) or L2 norm
-        (``'l2_pool'``) over space.
+        (``'l2_pool'``) over space; or the units projected to ``k`` dimensions
+        (``'srp_<k>'``, seeded by ``random_state`` and the layer, see
+        :func:`~pytorch_feature_analysis.sparse_random_projection`; not with
+        ``mode='uv'``).
     alphas : sequence of float, optional
         Penalties of the default ridge; default ``10**-2 .. 10**8``, one per
         power of ten.
@@ -598,7 +607,7 @@ def fit_encoding_models(
                 for label in layers:
                     features, axes = _masked(activations.pop(label), model_plan.shape(label),
                                              masks.get((model_plan.name, label)),
-                                             activation_type)
+                                             activation_type, settings["random_state"], label)
                     common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
                               "layer_num": label[1], "activation_type": activation_type}
                     rows += [{**common, **row} for row in _layer_rows(

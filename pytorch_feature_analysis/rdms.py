@@ -49,6 +49,7 @@ from ._resume import (
 )
 from ._study import dataset_state, model_descriptions, run_on_dataset
 from ._validation import check_bool, check_choice, check_int, fail, problem, public
+from ._projection import projection_dims
 from .activations import ORIGINAL_RGB, POOLING_TYPES, fill_targets
 from .dissim import _CHUNK_VALUES, resolve_metrics
 from .io import MATRIX_STORAGES, frame_format, load_frame
@@ -180,7 +181,8 @@ def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: 
 
 
 def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: dict, metrics: list,
-                 kernel_sets: list, device, timing: dict) -> list[LayerWork]:
+                 kernel_sets: list, device, timing: dict, random_state: int = 0
+                 ) -> list[LayerWork]:
     """One :class:`LayerWork` per layer with RDMs to compute, in forward order."""
     entries = Entries.of(task_image_set, combinations)
     works = []
@@ -196,7 +198,8 @@ def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: di
         steps = shape[1] if timing["resolved"] else None
         seconds = step_seconds(model_plan, label, timing)
         works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device,
-                               time_steps=steps, step_seconds=seconds))
+                               time_steps=steps, step_seconds=seconds,
+                               random_state=random_state))
     return works
 
 
@@ -438,7 +441,15 @@ def get_rdms(
         ``'feature_means'``, ``'max_pool'``, ``'median_pool'``, ``'l1_pool'``,
         ``'l2_pool'`` (each channel's mean, maximum, median, L1 or L2 norm over
         space, computed batch by batch in the forward pass; see
-        :func:`~pytorch_feature_analysis.pool_channels`).
+        :func:`~pytorch_feature_analysis.pool_channels`), or ``'srp_<k>'``
+        (e.g. ``'srp_4096'``): every unit projected to ``k`` dimensions by a
+        seeded sparse random projection
+        (:func:`~pytorch_feature_analysis.sparse_random_projection`, seeded by
+        ``random_state`` and the layer), accumulated batch by batch on the
+        device, so that only ``n x k`` values are held per layer. Such RDMs
+        approximate the unit-level ones (the error shrinks as ``1 /
+        sqrt(k)``) and the activation type says so; not with
+        ``time_resolved=True`` or kernel sets other than ``'all'``.
 
     Returns
     -------
@@ -584,9 +595,9 @@ def _plan_call(args: dict) -> _Call:
         random_state=check_int(args["random_state"], "random_state", minimum=0),
         rdm_name=args["rdm_name"],
         time=check_time_options(args),
-        activation_types=_check_activation_types(args.get("activation_types",
-                                                          ACTIVATION_TYPES)),
     )
+    settings["activation_types"] = _check_activation_types(
+        args.get("activation_types", ACTIVATION_TYPES), settings)
     out_fname = args["out_fname"]
     dataset = out_fname is not None and is_dataset_path(out_fname)
     if not dataset and out_fname is not None and frame_format(out_fname) == "csv":
@@ -665,15 +676,22 @@ def _without_tasks(existing: pd.DataFrame, stale: dict) -> pd.DataFrame:
     return kept
 
 
-def _check_activation_types(activation_types: Any) -> tuple:
+def _check_activation_types(activation_types: Any, settings: dict) -> tuple:
     known = ACTIVATION_TYPES + POOLING_TYPES
     chosen = (activation_types,) if isinstance(activation_types, str) else activation_types
     try:
         chosen = tuple(chosen)
     except TypeError:
         chosen = ()
-    if not chosen or len(set(chosen)) < len(chosen) or any(t not in known for t in chosen):
-        raise fail("activation_types", f"distinct names among {known}", activation_types)
+    if not chosen or len(set(chosen)) < len(chosen) or any(
+            t not in known and projection_dims(t) is None for t in chosen):
+        raise fail("activation_types", f"distinct names among {known} or 'srp_<k>' (e.g. "
+                   "'srp_1024')", activation_types)
+    projected = [t for t in chosen if projection_dims(t) is not None]
+    if projected and (settings["time"]["resolved"]
+                      or any(spec != "all" for _, spec in settings["kernel_sets"])):
+        raise fail("activation_types", "no 'srp_<k>' type with time_resolved=True or with "
+                   "kernel sets other than 'all' (a projection mixes every channel)", projected)
     return chosen
 
 
@@ -708,7 +726,7 @@ def _task(image_set: tuple, model_plan: Any, todo: dict, extraction: Any, settin
     """The keyword arguments of :func:`_image_set_rdms` for one image set x model."""
     works = _layer_works(image_set, _check_combinations(image_set), model_plan, todo,
                          settings["metrics"], settings["kernel_sets"], extraction.device,
-                         settings["time"])
+                         settings["time"], settings["random_state"])
     entries = len(works[0].entries.keys)
     # the work chunks, and about three n x n float64 matrices while an RDM is finished
     usable = settings["budget"] - _WORK_BYTES - 3 * entries * entries * FLOAT64
