@@ -181,7 +181,27 @@ def _check_settings(args: dict, num_images: int) -> dict:
                 scorer=_check_scoring(args["scoring"], mode, task),
                 activation_type=args["activation_type"],
                 random_state=check_random_state(args["random_state"]),
-                return_models=check_bool(args["return_models"], "return_models"))
+                return_models=check_bool(args["return_models"], "return_models"),
+                iter_axis=_checked_iter_axis(args["iter_axis"], mode, args["activation_type"]))
+
+
+def _checked_iter_axis(iter_axis: Any, mode: str, activation_type: str) -> str | None:
+    check_choice(iter_axis, "iter_axis", (None, "channel", "position"))
+    if iter_axis is not None and (mode != "mv" or activation_type != "unit_level"):
+        raise fail("iter_axis", "None unless mode='mv' and activation_type='unit_level'",
+                   iter_axis)
+    return iter_axis
+
+
+def _check_iter_axis(settings: dict, plan: Any) -> None:
+    """Every chosen layer has channels, rows and columns to iterate over."""
+    if settings["iter_axis"] is None:
+        return
+    for model_plan in plan.models.values():
+        flat = [label for label in model_plan.layers if len(model_plan.shape(label)) != 3]
+        if flat:
+            raise fail("iter_axis", f"None for layers without rows and columns ({flat} of "
+                       f"model {model_plan.name!r})", settings["iter_axis"])
 
 
 def _check_alphas(alphas: Any) -> tuple:
@@ -408,9 +428,25 @@ def _layer_rows(features: np.ndarray, axes: list, responses: pd.DataFrame, folds
     return [{"target": target, **row} for target, row in zip(responses.columns, rows)]
 
 
+def _iterated_rows(features: np.ndarray, axes: list, responses: pd.DataFrame, folds: dict,
+                   settings: dict, device: torch.device) -> list[dict]:
+    """The rows of one layer, or of each of its channels or positions (``iter_axis``)."""
+    if settings["iter_axis"] is None:
+        return _layer_rows(features, axes, responses, folds, settings, device)
+    units = features.reshape(len(features), *(len(kept) for kept in axes))
+    if settings["iter_axis"] == "channel":
+        parts = [({"channel": int(c)}, units[:, i]) for i, c in enumerate(axes[0])]
+    else:
+        parts = [({"row": int(r), "col": int(c)}, units[:, :, i, j])
+                 for i, r in enumerate(axes[1]) for j, c in enumerate(axes[2])]
+    return [{**where, **row} for where, part in parts for row in _layer_rows(
+        part.reshape(len(part), -1), axes, responses, folds, settings, device)]
+
+
 def _columns(settings: dict) -> list[str]:
+    where = {None: [], "channel": ["channel"], "position": ["row", "col"]}
     columns = ["model", "layer_label", "layer", "layer_num", "activation_type", "target",
-               "fold_scores", "score"]
+               *where[settings["iter_axis"]], "fold_scores", "score"]
     if settings["task"] == "classification":
         columns += ["classes", "confusion"]
     elif settings["mode"] == "uv":
@@ -443,6 +479,7 @@ def fit_encoding_models(
     max_memory: int | str | None = None,
     verbose: bool = True,
     return_models: bool = False,
+    iter_axis: str | None = None,
 ) -> pd.DataFrame:
     """Cross-validated encoding models (or behaviour probes) of every layer of every model.
 
@@ -538,6 +575,12 @@ def fit_encoding_models(
         Add a ``models`` column with the fitted models of each fold (the
         default ridge as scikit-learn ``Ridge`` objects with the chosen
         penalties; ``'uv'``: a ``LinearRegression`` of the best unit).
+    iter_axis : {None, 'channel', 'position'}, default None
+        One model per layer (None), per channel (from the channel's units at
+        every position; a ``channel`` column) or per position (from every
+        channel's unit there; ``row`` and ``col`` columns), as DNNBrain's
+        probes. Only with ``mode='mv'``, ``activation_type='unit_level'`` and
+        layers with rows and columns.
 
     Returns
     -------
@@ -549,6 +592,9 @@ def fit_encoding_models(
           ``'conv1'``, ``1``;
         - ``activation_type``: as given;
         - ``target``: the column of ``responses``;
+        - ``channel`` (``iter_axis='channel'``) or ``row`` and ``col``
+          (``iter_axis='position'``): where in the layer the model's features
+          are;
         - ``fold_scores``: tuple of the score of each fold;
         - ``score``: their mean (NaN where a fold's score is undefined, e.g.
           Pearson r of a constant prediction);
@@ -594,6 +640,7 @@ def fit_encoding_models(
     plan = plan_analysis(models_dict, which_layers, image_list[0], extraction,
                          weights_seed=random_state)
     masks = _check_mask(mask, plan)
+    _check_iter_axis(settings, plan)
     rows: list[dict] = []
     total = sum(len(model_plan.layers) for model_plan in plan.models.values())
     with tqdm(total=total, disable=not verbose, desc="encoding models", unit="layer") as bar:
@@ -610,7 +657,7 @@ def fit_encoding_models(
                                              activation_type, settings["random_state"], label)
                     common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
                               "layer_num": label[1], "activation_type": activation_type}
-                    rows += [{**common, **row} for row in _layer_rows(
+                    rows += [{**common, **row} for row in _iterated_rows(
                         features, axes, responses, folds, settings,
                         extraction.device)]
                     bar.update(1)

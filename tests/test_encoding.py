@@ -367,3 +367,30 @@ def test_a_mask_keeps_channels_rows_and_columns_and_locations_stay_in_the_whole_
                          ({"conv2": {"channels": [5]}}, r"channels of layer \('conv2', 4\)")):
         with pytest.raises(pfa.InvalidInputError, match=f"'mask' parameter.*{message}"):
             fit(responses, ["conv2", "fc1"], cv=3, mask=bad)
+
+
+@pytest.mark.parametrize("iter_axis", ["channel", "position"])
+def test_iterating_over_channels_or_positions_fits_one_model_per_part(iter_axis):
+    responses = voxels("conv2", count=2)
+    result = fit(responses, ["conv2"], cv=4, alphas=ALPHAS, random_state=5,
+                 mask={"conv2": {"channels": [0, 2], "rows": [1, 3], "cols": [0, 4]}},
+                 iter_axis=iter_axis)
+    acts = pfa.get_activations(IMAGES, MODEL, ["conv2"], transform=to_tensor64,
+                               verbose=False)[("conv2", 4)].astype(np.float64)
+    parts = ([({"channel": c}, acts[:, c][:, [1, 3]][:, :, [0, 4]]) for c in (0, 2)]
+             if iter_axis == "channel" else
+             [({"row": r, "col": c}, acts[:, [0, 2], r, c]) for r in (1, 3) for c in (0, 4)])
+    assert len(result) == len(parts) * 2
+    folds = kfold(seed=5)
+    for position, (where, x) in enumerate(parts):
+        predicted = cross_val_predict(RidgeCV(alphas=ALPHAS, alpha_per_target=True),
+                                      x.reshape(N_IMAGES, -1), responses.to_numpy(), cv=folds)
+        for t in range(2):
+            row = result.iloc[2 * position + t]
+            assert {key: row[key] for key in where} == where and row["target"] == f"v{t}"
+            expected = fold_pearson(responses.to_numpy()[:, t], predicted[:, t], folds)
+            np.testing.assert_allclose(row["fold_scores"], expected, rtol=1e-6, atol=1e-9)
+    with pytest.raises(pfa.InvalidInputError, match=r"'iter_axis'.*without rows and columns"):
+        fit(responses, ["fc1"], cv=4, iter_axis=iter_axis)
+    with pytest.raises(pfa.InvalidInputError, match=r"'iter_axis'.*mode='mv'"):
+        fit(responses, ["conv2"], cv=4, iter_axis=iter_axis, mode="uv")
