@@ -83,6 +83,8 @@ class LayerWork:
     pools: dict = field(default_factory=dict)  # {pooling type: float64 (n, channels[, time])}
     projections: dict = field(default_factory=dict)  # {'srp_<k>': float64 (n, k)}
     random_state: int = 0  # seeds the sparse random projections
+    positions: dict = field(default_factory=dict)  # {kernel set: (rows, cols)} of masked sets
+    masked: dict = field(default_factory=dict)  # {(type, kernel set): float64 (entries, kept)}
     accumulators: dict = field(default_factory=dict)
     time_steps: int | None = None  # time-resolved: the layer's time steps (its shape[1])
     step_seconds: float | None = None  # seconds between two time steps, when known
@@ -106,11 +108,14 @@ class LayerWork:
         n_images, n_entries = len(self.entries.images), len(self.entries.keys)
         spatial = math.prod(self.shape[1:])
         steps = self.time_steps or 1
-        units = bool(self.jobs("unit_level")) or self.time_steps is not None
+        units = bool(self.jobs("unit_level")) or self.time_steps is not None or bool(
+            self.positions)
         per_channel = n_images * spatial * FLOAT32 if units else 0
         channel_stats = bool(self.jobs("feature_means")) + len(self._pooled())
         fixed = n_images * self.channels * steps * FLOAT64 * channel_stats
         fixed += sum(self._projection_bytes(kind) for kind in self._projected())
+        fixed += sum(len(self.entries.keys) * len(self.kernels[name]) * FLOAT64
+                     for _, name in self._masked_jobs())
         whole = bool(self.entries.combinations)
         for activation_type in ACTIVATION_TYPES + POOLING_TYPES + tuple(self._projected()):
             for name, metrics in self.jobs(activation_type):
@@ -128,7 +133,7 @@ class LayerWork:
         n_images = len(self.entries.images)
         units = None
         timed = self.time_steps is not None
-        if self.jobs("unit_level") or timed:
+        if self.jobs("unit_level") or timed or self.positions:
             shape = (n_images, piece.stop - piece.start) + tuple(self.shape[1:])
             units = torch.empty(shape, dtype=torch.float32, device=self.device)
         if self.jobs("feature_means") and self.means is None:
@@ -145,6 +150,44 @@ class LayerWork:
 
     def _pooled(self) -> list[str]:
         return [how for how in POOLING_TYPES if self.jobs(how)]
+
+    def _statistics(self, activation_type: str, name: str, stats: torch.Tensor) -> torch.Tensor:
+        """The patterns of one kernel set from a layer's per-channel (or projected) values."""
+        if activation_type in self.projections:
+            return stats
+        if name not in self.positions:
+            return stats[:, self.kernels[name]]
+        masked = self.masked[(activation_type, name)].cpu().numpy()
+        return torch.from_numpy(self.entries.append_combinations(masked, activation_type)).to(
+            self.device)
+
+    def _masked_jobs(self) -> list[tuple[str, str]]:
+        """(activation type, kernel set) of channel statistics over a set's positions."""
+        kinds = ("feature_means",) + POOLING_TYPES
+        return [(kind, name) for kind in kinds for name, _ in self.jobs(kind)
+                if name in self.positions]
+
+    def _add_masked(self, piece: Piece, units: torch.Tensor) -> None:
+        """Channel statistics over each masked set's positions, from one slice of units."""
+        for kind, name in self._masked_jobs():
+            if (kind, name) not in self.masked:
+                self.masked[(kind, name)] = torch.empty(
+                    (len(units), len(self.kernels[name])), dtype=torch.float64,
+                    device=self.device)
+            inside = [(i, k - piece.start) for i, k in enumerate(self.kernels[name])
+                      if piece.start <= k < piece.stop]
+            if inside:
+                columns, local = zip(*inside)
+                kept = self._kept(units[:, list(local)], name)
+                self.masked[(kind, name)][:, list(columns)] = pool_channels(kept, kind)
+
+    def _kept(self, units: torch.Tensor, name: str) -> torch.Tensor:
+        """``units`` (entries, channels, rows, cols) at the positions kernel set ``name`` keeps."""
+        if name not in self.positions:
+            return units
+        rows, cols = (torch.as_tensor(kept, device=units.device)
+                      for kept in self.positions[name])
+        return units.index_select(2, rows).index_select(3, cols)
 
     def _projected(self) -> list[str]:
         kinds = {w[0] for w in self.wanted if _projection.projection_dims(w[0]) is not None}
@@ -180,6 +223,7 @@ class LayerWork:
                 flat = units.reshape(len(units), units.shape[1] * self.time_steps, -1)
                 pooled[:, piece.start : piece.stop] = pool_channels(flat, how).reshape(
                     units.shape[:3])
+        self._add_masked(piece, units)
         if self.entries.combinations:  # a layer with combinations is never split
             combined = self.entries.append_combinations(units.cpu().numpy(), "unit_level")
             units = torch.from_numpy(combined).to(self.device)
@@ -187,6 +231,7 @@ class LayerWork:
             local = [k - piece.start for k in self.kernels[name] if piece.start <= k < piece.stop]
             if local:
                 chosen = units if local == list(range(units.shape[1])) else units[:, local]
+                chosen = self._kept(chosen, name)
                 for time in self._times():
                     step = chosen if time is None else chosen[:, :, time]
                     self._accumulator("unit_level", name, metrics, time).add(
@@ -207,8 +252,7 @@ class LayerWork:
             stats = torch.from_numpy(base).to(self.device)
             for name, metrics in jobs:
                 for time in self._times():
-                    chosen = (stats if activation_type in self.projections
-                              else stats[:, self.kernels[name]])
+                    chosen = self._statistics(activation_type, name, stats)
                     self._accumulator(activation_type, name, metrics, time).add(
                         chosen if time is None else chosen[:, :, time])
         finished = []
@@ -220,6 +264,7 @@ class LayerWork:
         self.means = None
         self.pools = {}
         self.projections = {}
+        self.masked = {}
         return finished
 
     def _accumulator(self, activation_type: str, name: str, metrics: list[Metric],

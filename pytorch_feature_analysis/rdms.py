@@ -161,20 +161,59 @@ def _check_combinations(image_set: tuple) -> list[tuple]:
     return checked
 
 
-def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: int) -> list[int]:
+_MASK_KEYS = ("channels", "rows", "cols")
+
+
+def _kernel_spec(kernel_set: Any, model_name: str, layer: str) -> dict:
+    """``{'channels': ..., 'rows': ..., 'cols': ...}`` of one layer (None: all)."""
     if kernel_set == "all" or (model_name, layer) not in kernel_set:
+        return dict.fromkeys(_MASK_KEYS)
+    spec = kernel_set[(model_name, layer)]
+    if not isinstance(spec, dict):
+        return {"channels": spec, "rows": None, "cols": None}
+    unknown = [key for key in spec if key not in _MASK_KEYS]
+    if unknown:
+        raise fail("kernel_sets", f"masks with the keys {_MASK_KEYS} for ({model_name!r}, "
+                   f"{layer!r})", unknown, raw=True)
+    return {key: spec.get(key) for key in _MASK_KEYS}
+
+
+def _kernel_positions(kernel_set: Any, model_name: str, layer: str, shape: tuple
+                      ) -> tuple | None:
+    """The rows and columns a kernel set keeps of a layer (None: every position)."""
+    spec = _kernel_spec(kernel_set, model_name, layer)
+    if spec["rows"] is None and spec["cols"] is None:
+        return None
+    if len(shape) != 3:
+        raise fail("kernel_sets", f"no rows or columns for ({model_name!r}, {layer!r}), "
+                   f"whose output (shape {shape}) has none", spec, raw=True)
+    return tuple(_checked_indices(spec[key], size, key[:-1], model_name, layer)
+                 for key, size in zip(("rows", "cols"), shape[1:]))
+
+
+def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: int) -> list[int]:
+    channels = _kernel_spec(kernel_set, model_name, layer)["channels"]
+    if channels is None:
         return list(range(num_channels))
-    given = list(kernel_set[(model_name, layer)])
+    return _checked_indices(channels, num_channels, "channel", model_name, layer)
+
+
+def _checked_indices(given: Any, size: int, what: str, model_name: str, layer: str
+                     ) -> list[int]:
+    """Indices (ints) in ``0..size - 1``, at least one."""
+    if given is None:
+        return list(range(size))
+    given = list(given)
     bad = [
         index for index in given
         if not isinstance(index, numbers.Integral) or isinstance(index, bool)
-        or not 0 <= int(index) < num_channels
+        or not 0 <= int(index) < size
     ]
     if bad or not given:
         raise fail(
             "kernel_sets",
-            f"channel indices (ints) in 0..{num_channels - 1} for ({model_name!r}, {layer!r}), "
-            f"which has {num_channels} channels",
+            f"{what} indices (ints) in 0..{size - 1} for ({model_name!r}, {layer!r}), "
+            f"which has {size} {what}s",
             bad or given,
         )
     return [int(index) for index in given]
@@ -195,11 +234,17 @@ def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: di
             name: _kernel_indices(kernel_set, model_plan.name, label[0], channels)
             for name, kernel_set in kernel_sets
         }
+        positions = {name: _kernel_positions(kernel_set, model_plan.name, label[0], shape)
+                     for name, kernel_set in kernel_sets}
+        positions = {name: kept for name, kept in positions.items() if kept is not None}
+        if positions and timing["resolved"]:
+            raise fail("kernel_sets", "no rows or columns with time_resolved=True",
+                       sorted(positions), raw=True)
         steps = shape[1] if timing["resolved"] else None
         seconds = step_seconds(model_plan, label, timing)
         works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device,
                                time_steps=steps, step_seconds=seconds,
-                               random_state=random_state))
+                               random_state=random_state, positions=positions))
     return works
 
 
@@ -352,7 +397,11 @@ def get_rdms(
         ``func(patterns)`` returns the ``n x n`` matrix.
     kernel_sets : list of tuple, default [('all', 'all')]
         ``(name, 'all')`` or ``(name, {(model, layer_name): [channel indices]})``;
-        layers not listed in a kernel set use every channel.
+        layers not listed in a kernel set use every channel. A layer's entry
+        may also be a mask ``{'channels': [...], 'rows': [...], 'cols':
+        [...]}`` (each optional): its RDMs keep those channels at those
+        positions only, and its feature means and pooled values are taken
+        over those positions (DNNBrain's Mask).
     num_perms : int, default 0
         Extra RDMs per combination with the entries' labels scrambled,
         numbered 1..num_perms in ``perm`` (the original data is
