@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 from . import _ridge
 from ._plan import check_extraction, plan_analysis, whole_layer_passes
 from ._projection import projection_dims
-from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
+from ._validation import (check_bool, check_choice, check_device, check_int, check_random_state,
+                          fail, public)
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
 from .stimuli import check_images_exist
 
-__all__ = ["fit_encoding_models", "convolve_hrf", "spm_hrf"]
+__all__ = ["fit_encoding_models", "fit_design_models", "convolve_hrf", "spm_hrf"]
 
 MAPPING_TYPES = ACTIVATION_TYPES + POOLING_TYPES
 # Copies of a layer's float32 activations held while it is fitted (features, float64 blocks).
@@ -775,3 +776,103 @@ def convolve_hrf(
     if isinstance(features, pd.DataFrame):
         return pd.DataFrame(sampled, columns=features.columns)
     return sampled
+
+
+def _checked_design(design: Any, responses: Any) -> tuple[np.ndarray, pd.DataFrame]:
+    """The design as a float64 (volumes, regressors) array and the responses as a frame."""
+    if isinstance(responses, pd.Series):
+        responses = responses.to_frame()
+    if not isinstance(responses, pd.DataFrame) or responses.shape[1] == 0:
+        raise fail("responses", "a DataFrame with one row per volume and one column per target",
+                   responses)
+    values = np.asarray(design, dtype=np.float64)
+    if values.ndim != 2 or len(values) != len(responses):
+        raise fail("design", f"a 2-D array or frame of {len(responses)} rows (one per volume "
+                   "of responses)", f"shape {values.shape}", raw=True)
+    if isinstance(design, pd.DataFrame) and not design.index.equals(responses.index):
+        raise fail("design", "a frame with the index of responses", "another index", raw=True)
+    for name, table in (("design", pd.DataFrame(values)), ("responses", responses)):
+        if table.isna().to_numpy().any():
+            raise fail(name, "values without NaN", "missing values", raw=True)
+    return values, responses
+
+
+@public
+def fit_design_models(
+    design: Any,
+    responses: pd.DataFrame,
+    *,
+    estimator: Any = None,
+    cv: int = 5,
+    shuffle: bool = False,
+    scoring: Any = None,
+    alphas: Sequence[float] | None = None,
+    random_state: int = 0,
+    device: str | torch.device = "cpu",
+    return_models: bool = False,
+) -> pd.DataFrame:
+    """Cross-validated encoding models of response time series from a design.
+
+    The design is any matrix with one row per volume (or time point), e.g.
+    layer features convolved with the HRF by :func:`convolve_hrf`; every
+    target column of ``responses`` is predicted from it as in
+    :func:`fit_encoding_models` (the same closed-form ridge with per-target
+    penalties by default, or any scikit-learn estimator).
+
+    Parameters
+    ----------
+    design : array_like or pandas.DataFrame
+        ``(volumes, regressors)``; a frame must share the index of ``responses``.
+    responses : pandas.DataFrame
+        ``(volumes, targets)``: voxels, electrodes, ...
+    estimator, scoring, alphas, return_models
+        As :func:`fit_encoding_models`.
+    cv : int, default 5
+        Number of folds.
+    shuffle : bool, default False
+        Contiguous blocks of volumes per fold (the default, so that
+        autocorrelated neighbours do not straddle training and test), or
+        shuffled folds seeded by ``random_state``.
+    random_state : int, default 0
+        Seeds shuffled folds.
+    device : str or torch.device, default 'cpu'
+        Where the default ridge runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target: ``target``, ``fold_scores`` (tuple), ``score``
+        (their mean), ``alphas`` (the default ridge's penalty per fold) and,
+        with ``return_models``, ``models``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.normal(size=(40, 3))
+    >>> design = convolve_hrf(features, onsets=np.arange(40) * 6.0, durations=[2.0] * 40,
+    ...                       n_volumes=120, tr=2.0)
+    >>> voxels = pd.DataFrame({'v': design @ [1.0, -2.0, 0.5] + rng.normal(size=120) * 0.01})
+    >>> scores = fit_design_models(design, voxels)
+    >>> scores[['target', 'score']].round(2).values.tolist()
+    [['v', 1.0]]
+    """
+    values, responses = _checked_design(design, responses)
+    cv = _check_cv(cv, len(values))
+    settings = dict(task="regression", mode="mv", n_components=None,
+                    alphas=_check_alphas(alphas),
+                    estimator=_check_estimator(estimator, "mv", "regression"),
+                    scorer=_check_scoring(scoring, "mv", "regression"),
+                    random_state=check_random_state(random_state),
+                    return_models=check_bool(return_models, "return_models"))
+    shuffled = check_bool(shuffle, "shuffle")
+    splitter = KFold(cv, shuffle=shuffled, random_state=settings["random_state"] if shuffled
+                     else None)
+    folds = list(splitter.split(values))
+    truth = responses.to_numpy(dtype=np.float64)
+    device = check_device(device)
+    rows = _regression_rows(values, truth, folds, settings, device)
+    columns = ["target", "fold_scores", "score"] + (["alphas"] if estimator is None else [])
+    columns += ["models"] if settings["return_models"] else []
+    return pd.DataFrame([{"target": target, **row} for target, row in
+                         zip(responses.columns, rows)], columns=columns)
+

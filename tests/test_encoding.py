@@ -394,3 +394,33 @@ def test_iterating_over_channels_or_positions_fits_one_model_per_part(iter_axis)
         fit(responses, ["fc1"], cv=4, iter_axis=iter_axis)
     with pytest.raises(pfa.InvalidInputError, match=r"'iter_axis'.*mode='mv'"):
         fit(responses, ["conv2"], cv=4, iter_axis=iter_axis, mode="uv")
+
+
+def test_design_models_on_time_series_equal_sklearn_with_contiguous_folds():
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(30, 4))
+    design = pfa.convolve_hrf(features, onsets=np.arange(30) * 8.0, durations=[2.0] * 30,
+                              n_volumes=120, tr=2.0)
+    signal = design @ np.array([1.0, 0.0, -1.0, 0.5])
+    responses = pd.DataFrame({"fit": signal + 0.05 * rng.normal(size=120),
+                              "noise": rng.normal(size=120)})
+    result = pfa.fit_design_models(design, responses, cv=5, alphas=ALPHAS)
+    folds = list(KFold(5).split(design))
+    assert [test[0] for _, test in folds] == [0, 24, 48, 72, 96]  # contiguous blocks
+    predicted = cross_val_predict(RidgeCV(alphas=ALPHAS, alpha_per_target=True), design,
+                                  responses.to_numpy(), cv=folds)
+    for t, row in enumerate(result.itertuples()):
+        expected = fold_pearson(responses.to_numpy()[:, t], predicted[:, t], folds)
+        np.testing.assert_allclose(row.fold_scores, expected, rtol=1e-6, atol=1e-9)
+    assert result["score"][0] > 0.9 and abs(result["score"][1]) < 0.3
+    shuffled = pfa.fit_design_models(design, responses, cv=5, alphas=ALPHAS, shuffle=True,
+                                     random_state=1, estimator=LinearRegression())
+    folds = list(KFold(5, shuffle=True, random_state=1).split(design))
+    predicted = cross_val_predict(LinearRegression(), design, responses.to_numpy(), cv=folds)
+    np.testing.assert_allclose(
+        shuffled["fold_scores"][0], fold_pearson(responses.to_numpy()[:, 0], predicted[:, 0],
+                                                 folds), rtol=1e-7)
+    with pytest.raises(pfa.InvalidInputError, match=r"'design' parameter.*120 rows"):
+        pfa.fit_design_models(design[:100], responses)
+    with pytest.raises(pfa.InvalidInputError, match=r"'responses' parameter.*without NaN"):
+        pfa.fit_design_models(design, responses.replace(responses.iloc[5, 1], np.nan))
