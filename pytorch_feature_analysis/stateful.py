@@ -243,14 +243,18 @@ def reset_model_state(model: nn.Module) -> None:
         module.reset_state()
 
 
-def _check_input(the_input: Any) -> torch.Tensor:
+def _check_chunks(the_input: Any, dt: Any) -> tuple[torch.Tensor, int]:
+    """The input as a 5-D tensor and ``dt``, frames per chunk, at most its length."""
     if isinstance(the_input, np.ndarray):
         the_input = torch.from_numpy(the_input)
     if not isinstance(the_input, torch.Tensor) or the_input.ndim != 5:
         shown = f"shape {tuple(the_input.shape)}" if hasattr(the_input, "shape") else the_input
         raise fail("the_input", "a 5-D array or tensor (batch, channels, time, height, width)",
                    shown, raw=hasattr(the_input, "shape"))
-    return the_input
+    dt = check_int(dt, "dt", minimum=1)
+    if dt > the_input.shape[2]:
+        raise fail("dt", f"at most the input's length, {the_input.shape[2]} frames", dt)
+    return the_input, dt
 
 
 @public
@@ -299,10 +303,7 @@ def run_in_chunks(
     >>> {label: a.shape for label, a in acts.items()}
     {('conv1', 1): (1, 2, 10, 4, 4), ('relu1', 2): (1, 2, 10, 4, 4)}
     """
-    x = _check_input(the_input)
-    dt = check_int(dt, "dt", minimum=1)
-    if dt > x.shape[2]:
-        raise fail("dt", f"at most the input's length, {x.shape[2]} frames", dt)
+    x, dt = _check_chunks(the_input, dt)
     if not _stateful(model):
         raise problem(f"run_in_chunks needs a model that keeps its state between chunks (a "
                       f"module with get_state() and set_state(); {type(model).__name__} has "
@@ -401,10 +402,7 @@ def fit_in_chunks(
     >>> bool(history.loss.iloc[-4:].mean() < history.loss.iloc[:4].mean() / 10)
     True
     """
-    x = _check_input(the_input)
-    dt = check_int(dt, "dt", minimum=1)
-    if dt > x.shape[2]:
-        raise fail("dt", f"at most the input's length, {x.shape[2]} frames", dt)
+    x, dt = _check_chunks(the_input, dt)
     num_epochs = check_int(num_epochs, "num_epochs", minimum=1)
     loss = _mean_squared_error if loss is None else loss
     if not callable(loss):
