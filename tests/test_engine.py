@@ -10,6 +10,7 @@ from torchvision import transforms
 
 import pytorch_feature_analysis as pfa
 from pytorch_feature_analysis import rdms as rdms_module
+from tiny import smallest_budget
 
 SMALL = transforms.Compose([
     transforms.Resize(112), transforms.CenterCrop(112), transforms.ToTensor(),
@@ -22,15 +23,8 @@ SCIPY = {"corr": "correlation", "euclidean_distance": "euclidean", "cosine": "co
 
 def tight_budget(image_sets, models, **kwargs):
     """Just above the smallest budget that plan_rdms accepts (found by bisection)."""
-    low, high = 1, rdms_module._WORK_BYTES + 2**26
-    while high - low > 1000:
-        middle = (low + high) // 2
-        try:
-            pfa.plan_rdms(image_sets, models, max_memory=middle, transform=SMALL, batch_size=1,
-                          **kwargs)
-            high = middle
-        except pfa.InvalidInputError:
-            low = middle
+    high = smallest_budget(image_sets, models, tolerance=1000, transform=SMALL, batch_size=1,
+                           **kwargs)
     return int(high + 0.25 * (high - rdms_module._WORK_BYTES))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pytorch_feature_analysis as pfa
-from tiny import tiny_model, to_tensor64
+from tiny import smallest_budget, tiny_model, to_tensor64
 
 MODEL = tiny_model()
 RNG = np.random.default_rng(2)
@@ -23,25 +23,13 @@ def expected_patterns(acts, kind):
             "max_pool": kept.max(axis=2), "l2_pool": np.sqrt((kept ** 2).sum(axis=2))}[kind]
 
 
-def smallest_budget(kwargs):
-    low, high = 1, pfa.rdms._WORK_BYTES + 2**26
-    while high - low > 100:
-        middle = (low + high) // 2
-        try:
-            pfa.plan_rdms(IMAGE_SET, {"tiny": MODEL}, max_memory=middle, **kwargs)
-            high = middle
-        except pfa.InvalidInputError:
-            low = middle
-    return high + 50
-
-
 def test_a_mask_keeps_channels_at_positions_for_every_activation_type_also_from_slices():
     kernel_sets = [("all", "all"), ("masked", {("tiny", "conv2"): MASK})]
     kwargs = dict(which_layers=["conv2"], transform=to_tensor64, batch_size=2,
                   activation_types=KINDS, kernel_sets=kernel_sets)
     acts = pfa.get_activations(IMAGES, MODEL, ["conv2"], transform=to_tensor64,
                                verbose=False)[("conv2", 4)]
-    budget = smallest_budget(kwargs)
+    budget = smallest_budget(IMAGE_SET, {"tiny": MODEL}, **kwargs) + 50
     plan = pfa.plan_rdms(IMAGE_SET, {"tiny": MODEL}, max_memory=budget, **kwargs)
     assert plan.loc[0, "sliced_layers"] == 2  # original_rgb and conv2 in channel slices
     for max_memory in (None, budget):

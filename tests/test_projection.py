@@ -12,7 +12,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, cross_val_predict
 
 import pytorch_feature_analysis as pfa
-from tiny import tiny_model, to_tensor64
+from tiny import smallest_budget, tiny_model, to_tensor64
 
 MODEL = tiny_model()
 RNG = np.random.default_rng(0)
@@ -41,14 +41,7 @@ def test_projected_rdms_equal_scipy_on_projected_hooked_activations_also_from_sl
     acts = pfa.get_activations(IMAGES, MODEL, ["original_rgb", "conv2", "fc1"],
                                transform=to_tensor64, verbose=False)
     planned = {k: v for k, v in kwargs.items() if k not in ("verbose", "random_state")}
-    low, high = 1, pfa.rdms._WORK_BYTES + 2**26
-    while high - low > 100:  # the smallest budget plan_rdms accepts
-        middle = (low + high) // 2
-        try:
-            pfa.plan_rdms(IMAGE_SET, {"tiny": MODEL}, max_memory=middle, **planned)
-            high = middle
-        except pfa.InvalidInputError:
-            low = middle
+    high = smallest_budget(IMAGE_SET, {"tiny": MODEL}, **planned)
     plan = pfa.plan_rdms(IMAGE_SET, {"tiny": MODEL}, max_memory=high + 50, **planned)
     assert plan.loc[0, "sliced_layers"] >= 1 and plan.loc[0, "passes"] > 1
     for max_memory in (None, high + 50):

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torchvision import transforms
 
+import pytorch_feature_analysis as pfa
+
 
 def to_tensor64(image):
     """Pixels in [0, 1] as a float64 tensor."""
@@ -27,3 +29,17 @@ def tiny_model():
         nn.Linear(5 * 6 * 6, 7),
     )
     return model.double().eval()
+
+
+def smallest_budget(image_sets, models, tolerance=100, **kwargs):
+    """The smallest ``max_memory`` (within ``tolerance`` bytes) that plan_rdms accepts."""
+    low, high = 1, pfa.rdms._WORK_BYTES + 2**26
+    while high - low > tolerance:
+        middle = (low + high) // 2
+        try:
+            pfa.plan_rdms(image_sets, models, max_memory=middle, **kwargs)
+            high = middle
+        except pfa.InvalidInputError:
+            low = middle
+    return high
+
