@@ -26,7 +26,7 @@ from ._interpret_core import (
     target_columns,
     unit_values,
 )
-from ._validation import check_bool, check_choice, check_int, fail, public
+from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
 
 __all__ = ["synthesize_images"]
 
@@ -208,32 +208,13 @@ def synthesize_images(
     >>> found['image'][0].shape
     (3, 64, 64)
     """
-    settings = {
-        "n_iter": check_int(n_iter, "n_iter", minimum=0),
-        "lr": _positive(lr, "lr", "Adam's learning rate"),
-        "regularization": check_choice(regularization, "regularization", REGULARIZATIONS),
-        "regularization_weight": _positive(regularization_weight, "regularization_weight",
-                                           "the penalty's weight", zero=True),
-        "precondition": _sigma(precondition, "precondition"),
-        "smooth_gradient": None if smooth_gradient is None else _positive(
-            smooth_gradient, "smooth_gradient", "a Gaussian's sigma or a Fourier exponent"),
-        "smoothing": check_choice(smoothing, "smoothing", SMOOTHINGS),
-        "snapshot_every": None if snapshot_every is None else check_int(
-            snapshot_every, "snapshot_every", minimum=1),
-    }
+    settings = _settings(n_iter, lr, regularization, regularization_weight, precondition,
+                         smooth_gradient, smoothing, snapshot_every)
     metric, size = check_metric(metric), check_pair(image_size, "image_size")
-    random_state = check_int(random_state, "random_state", minimum=0)
+    random_state = check_random_state(random_state)
     verbose = check_bool(verbose, "verbose")
-    plan = []
-    for name, model in model_table(models).items():
-        start = _start(init_image, size, transform, model_dtype(model), random_state)
-        book, chosen = layer_labels(model, name, layers, start)
-        for label in chosen:
-            targets = resolve_targets(tuple(book[label].shape), label, name, channels, units,
-                                      position)
-            fitted = fitted_batch_size(book, label, start, len(targets), max_memory, device)
-            plan += [(name, model, book, label, targets[part], start)
-                     for part in batches(len(targets), fitted)]
+    plan = _plan(models, layers, channels, units, position, init_image, size, transform,
+                 random_state, max_memory, device)
     params = {"metric": metric, "init": "noise" if init_image is None else "image",
               "random_state": random_state, **settings}
     rows = []
@@ -251,3 +232,37 @@ def synthesize_images(
                              "activation_end": float(history[k, -1]), "history": history[k],
                              "snapshots": None if snapshots is None else snapshots[k]})
     return frame_of(rows, ("unit", "position", "snapshots"))
+
+
+def _settings(n_iter, lr, regularization, regularization_weight, precondition,
+              smooth_gradient, smoothing, snapshot_every) -> dict:
+    """The checked options of the ascent (they also go into the frame's ``params``)."""
+    return {
+        "n_iter": check_int(n_iter, "n_iter", minimum=0),
+        "lr": _positive(lr, "lr", "Adam's learning rate"),
+        "regularization": check_choice(regularization, "regularization", REGULARIZATIONS),
+        "regularization_weight": _positive(regularization_weight, "regularization_weight",
+                                           "the penalty's weight", zero=True),
+        "precondition": _sigma(precondition, "precondition"),
+        "smooth_gradient": None if smooth_gradient is None else _positive(
+            smooth_gradient, "smooth_gradient", "a Gaussian's sigma or a Fourier exponent"),
+        "smoothing": check_choice(smoothing, "smoothing", SMOOTHINGS),
+        "snapshot_every": None if snapshot_every is None else check_int(
+            snapshot_every, "snapshot_every", minimum=1),
+    }
+
+
+def _plan(models, layers, channels, units, position, init_image, size, transform,
+          random_state, max_memory, device) -> list:
+    """``[(name, model, book, label, targets, start)]``: one entry per batch of targets."""
+    plan = []
+    for name, model in model_table(models).items():
+        start = _start(init_image, size, transform, model_dtype(model), random_state)
+        book, chosen = layer_labels(model, name, layers, start)
+        for label in chosen:
+            targets = resolve_targets(tuple(book[label].shape), label, name, channels, units,
+                                      position)
+            fitted = fitted_batch_size(book, label, start, len(targets), max_memory, device)
+            plan += [(name, model, book, label, targets[part], start)
+                     for part in batches(len(targets), fitted)]
+    return plan
