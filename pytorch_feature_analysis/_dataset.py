@@ -90,13 +90,12 @@ def _expression(filters: Any, available: list[str]) -> Any:
         raise fail("filters", expected, filters) from error
 
 
-def _dataset_of(files: list[Path], folder: Path) -> ds.Dataset:
-    """The parts as one pyarrow dataset with the first part's schema (no schema merging).
+def _dataset_of(files: list[Path], folder: Path, schema: pa.Schema) -> ds.Dataset:
+    """The parts as one pyarrow dataset with the first part's ``schema`` (no schema merging).
 
     Hive keys that are columns of the parts become partition fields, so
     filters on them skip whole subfolders.
     """
-    schema = pq.read_schema(files[0])
     keys = [schema.field(key) for key in _HIVE_KEYS if key in schema.names]
     partitioning = ds.partitioning(pa.schema(keys), flavor="hive") if keys else None
     return ds.dataset([os.fspath(f) for f in files], schema=schema, format="parquet",
@@ -113,12 +112,13 @@ def read_dataset(folder: Any, filters: Any = None, columns: Any = None) -> pd.Da
             f"The folder {os.fspath(folder)!r} given to {caller()} holds no parquet part "
             "(a dataset folder holds .parquet files, possibly in key=value subfolders)."
         )
-    first = part_columns(files[0])
+    first_schema = pq.read_schema(files[0])
+    first = list(first_schema.names)
     expression = _expression(filters, first)
     columns = _checked_columns(columns, first)
     options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
     frames, attrs = [], {}
-    for fragment in _dataset_of(files, folder).get_fragments(filter=expression):
+    for fragment in _dataset_of(files, folder, first_schema).get_fragments(filter=expression):
         path = Path(fragment.path)
         schema = fragment.physical_schema
         _check_same_columns(path, schema.names, files[0], first)

@@ -32,7 +32,8 @@ def _call_with_threads(func: Callable, threads: int, kwargs: dict) -> Any:
     return func(**kwargs)
 
 
-def imap_ordered(func: Callable, kwargs_list: Iterable[dict], num_cores: int = 1) -> Iterator[Any]:
+def imap_ordered(func: Callable, kwargs_list: Iterable[dict],
+                 num_cores: int = 1) -> Iterator[Any]:
     """Call ``func(**kwargs)`` for each kwargs dict; yield results in order.
 
     With ``num_cores == 1`` the calls run here, one after the other. With
@@ -59,7 +60,8 @@ def imap_ordered(func: Callable, kwargs_list: Iterable[dict], num_cores: int = 1
 
 @public
 def parallel_process(
-    func: Callable, arg_dict: Any, num_cores: int, method: str = "joblib", make_combinations: bool = False
+    func: Callable, arg_dict: Any, num_cores: int, method: str = "joblib",
+    make_combinations: bool = False,
 ) -> list:
     """Run a function many times in parallel, as the original library's helper.
 
@@ -93,7 +95,8 @@ def parallel_process(
     """
     check_choice(method, "method", ("joblib", "pathos", "multiprocessing"))
     if make_combinations:
-        lists = {key: value if isinstance(value, list) else [value] for key, value in arg_dict.items()}
+        lists = {key: value if isinstance(value, list) else [value]
+                 for key, value in arg_dict.items()}
         kwargs_list = [dict(zip(lists, values)) for values in itertools.product(*lists.values())]
     else:
         kwargs_list = list(arg_dict)
