@@ -25,7 +25,7 @@ from ._dataset import is_dataset_path, part_columns, part_files, read_dataset
 from ._validation import fail, problem
 from .io import frame_format, save_frame
 
-__all__ = ["skeleton", "group_with_matrices", "MetaOutput"]
+__all__ = ["skeleton", "pushable_columns", "group_with_matrices", "MetaOutput"]
 
 _PLAIN = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -41,8 +41,12 @@ def skeleton(folder: Any) -> pd.DataFrame:
     return frame
 
 
-def _pushable_columns(folder: Any) -> dict:
-    """``{column: Python type}`` of the columns whose stored values are the plain values."""
+def pushable_columns(folder: Any) -> dict:
+    """``{column: Python type or codec}`` of the columns whose stored values are the plain values.
+
+    Read once per call from the first part's footer, then given to
+    :func:`group_with_matrices` for every group.
+    """
     schema = pq.read_schema(part_files(folder)[0])
     blob = (schema.metadata or {}).get(METADATA_KEY)
     if blob is None:
@@ -78,13 +82,13 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 def group_with_matrices(folder: Any, group: pd.DataFrame, grouping: dict,
-                        entry_columns: dict) -> pd.DataFrame:
+                        entry_columns: dict, pushable: dict) -> pd.DataFrame:
     """``group`` (rows of the skeleton) with its matrices read from the dataset.
 
     ``grouping`` maps the dataset's grouping columns to the group's values;
-    ``entry_columns`` maps the dataset's entry columns to the group's names.
+    ``entry_columns`` maps the dataset's entry columns to the group's names;
+    ``pushable`` is the dataset's :func:`pushable_columns`.
     """
-    pushable = _pushable_columns(folder)
     filters = [term for column, value in grouping.items()
                if (term := _filter(column, value, pushable)) is not None]
     read = read_dataset(folder, filters=filters or None)

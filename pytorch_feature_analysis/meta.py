@@ -29,7 +29,7 @@ from ._contract import (
     level_down_name,
     stable_seed,
 )
-from ._meta_dataset import MetaOutput, group_with_matrices, skeleton
+from ._meta_dataset import MetaOutput, group_with_matrices, pushable_columns, skeleton
 from ._validation import InvalidInputError, check_bool, check_int, fail, problem, public
 from .dissim import Metric, compute_rdms, resolve_metrics
 
@@ -416,11 +416,12 @@ def get_meta_rdms(
     carried = [c for c in candidates if all(_is_constant(group[c]) for _, group in groups)]
 
     output.start()
+    pushable = pushable_columns(source) if source is not None else {}
     progress = tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose)
     for group_values, group in progress:
         if source is not None:
             group = group_with_matrices(source, group, dict(zip(grouping_variables, group_values)),
-                                        dict(zip(entry_variables, entry_columns)))
+                                        dict(zip(entry_variables, entry_columns)), pushable)
         fixed = dict(zip(group_columns, group_values))
         fixed.update({column: copy.deepcopy(group[column].iloc[0]) for column in carried})
         description = _group_description(grouping_variables, group_values)
