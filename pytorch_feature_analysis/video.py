@@ -51,37 +51,33 @@ __all__ = [
 VIDEO_SUFFIXES = _VIDEO_SUFFIXES
 
 
-def _check_positive(value: Any, param: str) -> float:
+def _check_real(value: Any, param: str, *, positive: bool = False) -> float:
+    """A finite number (``positive``: also > 0) as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
-        np.isfinite(value) and value > 0
+        np.isfinite(value) and (value > 0 or not positive)
     ):
-        raise fail(param, "a positive number", value)
+        raise fail(param, "a positive number" if positive else "a finite number", value)
     return float(value)
 
 
-def _check_real(value: Any, param: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(
-        value
-    ):
-        raise fail(param, "a finite number", value)
-    return float(value)
-
-
-def _visual_field(num_frames: int, height: int, width: int, fps: float, ppd: float,
-                  direction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each frame's time (s) and each pixel's position (deg) along ``direction``.
+def _visual_field(num_frames: int, height: int, width: int, fps: float,
+                  pixels_per_degree: float, direction: float) -> tuple:
+    """Frame times (s), pixel positions (deg) along ``direction``, the image radius (deg).
 
     Pixel centres are measured from the image centre, x to the right and y
     upwards; ``direction`` is in degrees counter-clockwise from rightwards.
+    The radius is half the image's diagonal, in degrees.
     """
     num_frames = check_int(num_frames, "num_frames", minimum=1)
     height = check_int(height, "height", minimum=1)
     width = check_int(width, "width", minimum=1)
+    fps = _check_real(fps, "fps", positive=True)
+    ppd = _check_real(pixels_per_degree, "pixels_per_degree", positive=True)
+    angle = np.deg2rad(_check_real(direction, "direction"))
     x = (np.arange(width) - (width - 1) / 2) / ppd
     y = -(np.arange(height) - (height - 1) / 2) / ppd
-    angle = np.deg2rad(direction)
     along = np.cos(angle) * x[None, :] + np.sin(angle) * y[:, None]
-    return np.arange(num_frames) / fps, along
+    return np.arange(num_frames) / fps, along, np.hypot(height, width) / (2 * ppd)
 
 
 def _as_rgb(values: np.ndarray) -> np.ndarray:
@@ -143,14 +139,12 @@ def moving_grating(
     >>> bool(np.allclose(grating[2], np.roll(grating[0], 4, axis=1), atol=1e-6))  # 2 px a frame
     True
     """
-    fps = _check_positive(fps, "fps")
-    ppd = _check_positive(pixels_per_degree, "pixels_per_degree")
-    frequency = _check_positive(spatial_frequency, "spatial_frequency")
+    times, along, _ = _visual_field(num_frames, height, width, fps, pixels_per_degree,
+                                    direction)
+    frequency = _check_real(spatial_frequency, "spatial_frequency", positive=True)
     contrast = _check_real(contrast, "contrast")
     if not 0 <= contrast <= 1:
         raise fail("contrast", "a number in [0, 1]", contrast)
-    times, along = _visual_field(num_frames, height, width, fps, ppd,
-                                 _check_real(direction, "direction"))
     shift = _check_real(speed, "speed") * times[:, None, None]
     cycles = 2 * np.pi * frequency * (along[None] - shift) + _check_real(phase, "phase")
     return _as_rgb(0.5 + 0.5 * contrast * np.cos(cycles))
@@ -219,17 +213,15 @@ def moving_bar(
            [0, 0, 0, 1, 0, 0, 0, 0],
            [0, 0, 0, 0, 1, 0, 0, 0]])
     """
-    fps = _check_positive(fps, "fps")
-    ppd = _check_positive(pixels_per_degree, "pixels_per_degree")
-    half = _check_positive(bar_width, "bar_width") / 2
+    times, along, radius = _visual_field(num_frames, height, width, fps, pixels_per_degree,
+                                         direction)
+    half = _check_real(bar_width, "bar_width", positive=True) / 2
     speed = _check_real(speed, "speed")
     smoothing = _check_real(temporal_smoothing, "temporal_smoothing")
     if smoothing < 0:
         raise fail("temporal_smoothing", "a number >= 0 (seconds)", temporal_smoothing)
-    times, along = _visual_field(num_frames, height, width, fps, ppd,
-                                 _check_real(direction, "direction"))
     if start is None:
-        start = -np.sign(speed or 1) * (np.hypot(height, width) / (2 * ppd) + half)
+        start = -np.sign(speed or 1) * (radius + half)
     centre = _check_real(start, "start") + speed * times[:, None, None]
     offset = centre - along[None]
     if smoothing == 0 or speed == 0:
@@ -262,8 +254,8 @@ def _video_array(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _read_video_file(path: str) -> np.ndarray:
-    """Every frame of a video file as a ``(T, H, W, 3)`` uint8 array (PyAV)."""
+def _pyav(path: str) -> Any:
+    """The ``av`` module, once ``path`` is known to be a file (errors name the file, the extra)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Video file {path!r} does not exist.")
     try:
@@ -271,6 +263,12 @@ def _read_video_file(path: str) -> np.ndarray:
     except ImportError as error:  # the optional 'video' extra
         raise ImportError("Reading video files needs PyAV: pip install "
                           "'pytorch_feature_analysis[video]'.") from error
+    return av
+
+
+def _read_video_file(path: str) -> np.ndarray:
+    """Every frame of a video file as a ``(T, H, W, 3)`` uint8 array (PyAV)."""
+    av = _pyav(path)
     try:
         with av.open(path) as container:
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
@@ -294,10 +292,7 @@ def check_video_file(path: str | os.PathLike) -> None:
     FileNotFoundError: Video file '/no/such/clip.mp4' does not exist.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Video file {path!r} does not exist.")
-    import av
-
+    av = _pyav(path)
     try:
         with av.open(path) as container:
             container.streams.video[0]
@@ -335,12 +330,13 @@ def load_video(video: Any) -> np.ndarray:
     if isinstance(video, (str, os.PathLike)):
         return _read_video_file(os.fspath(video))
     if isinstance(video, (list, tuple)) and video:
-        if all(isinstance(frame, np.ndarray) for frame in video):
-            shapes = {frame.shape for frame in video}
-            if len(shapes) > 1:
-                raise _bad_video("frames of one shape", f"shapes {sorted(shapes)}")
-            return _video_array(np.stack(video))
-        return np.stack([np.asarray(load_image(frame)) for frame in video])
+        frames = video
+        if not all(isinstance(frame, np.ndarray) for frame in video):
+            frames = [np.asarray(load_image(frame)) for frame in video]  # RGB uint8
+        shapes = {frame.shape for frame in frames}
+        if len(shapes) > 1:
+            raise _bad_video("frames of one shape", f"shapes {sorted(shapes)}")
+        return _video_array(np.stack(frames))
     raise _bad_video("a (time, height, width, channel) array, a non-empty list of frames or a "
                      "video file", describe(video))
 
