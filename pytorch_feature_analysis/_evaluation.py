@@ -9,6 +9,7 @@ scores for draws of conditions and subjects; the public functions of
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -85,9 +86,9 @@ class Evaluation:
         if options.method not in _rdm_scores.FAST_METHODS:
             yield from self._gathered(options, draws, draws)
             return
-        models, targets = self._vectors(options)
-        for batch in draws.split(self._step()):
-            weights = _rdm_scores.pair_weights(batch, self._pairs(options))
+        models, targets = self._vectors()
+        for batch in draws.split(self.step):
+            weights = _rdm_scores.pair_weights(batch, self.pairs)
             yield self._checked(_rdm_scores.weighted_scores(
                 models, targets, weights, options.method))
 
@@ -99,43 +100,49 @@ class Evaluation:
             yield from self._gathered(options, identity, permutations)
             return
         unit_models, target_matrices = _rdm_scores.normalised(
-            *self._vectors(options), self._pairs(options), options.method)
-        for batch in permutations.split(self._step()):
+            *self._vectors(), self.pairs, options.method)
+        for batch in permutations.split(self.step):
             yield self._checked(_rdm_scores.permuted_scores(
-                unit_models, target_matrices, batch, self._pairs(options)))
+                unit_models, target_matrices, batch, self.pairs))
 
     def _gathered(self, options: Options, model_draws: torch.Tensor,
                   target_draws: torch.Tensor) -> Iterator[torch.Tensor]:
         """Scores of each draw's RDM vectors, gathered batch by batch."""
-        pairs = self._pairs(options)
+        pairs = self.pairs
         sigma = condition_variances(options.sigma_k, self.entries, options.device)
         models = torch.nan_to_num(self.model_matrices)
         count = max(len(model_draws), len(target_draws))
-        for start in range(0, count, self._step()):
-            mine = _batch(model_draws, start, self._step(), count)
-            theirs = _batch(target_draws, start, self._step(), count)
+        for start in range(0, count, self.step):
+            mine = _batch(model_draws, start, self.step, count)
+            theirs = _batch(target_draws, start, self.step, count)
             valid = _rdm_scores.present(mine, pairs) & _rdm_scores.present(theirs, pairs)
             yield self._checked(_rdm_scores.scores(
                 _rdm_scores.gather(models, mine, pairs),
                 _rdm_scores.gather(self.target_matrices, theirs, pairs),
                 valid, options.method, theirs, pairs, sigma))
 
-    def _pairs(self, options: Options) -> _rdm_scores.Pairs:
-        return _rdm_scores.Pairs.of(len(self.entries), options.device)
+    @functools.cached_property
+    def pairs(self) -> _rdm_scores.Pairs:
+        return _rdm_scores.Pairs.of(len(self.entries), self.model_matrices.device)
 
-    def _step(self) -> int:
+    @functools.cached_property
+    def step(self) -> int:
+        """Draws per batch."""
         return _rdm_scores.batch_size(len(self.models) + self.subjects, len(self.entries))
 
-    def _vectors(self, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
-        identity = torch.arange(len(self.entries), device=options.device)[None]
-        pairs = self._pairs(options)
-        return (_rdm_scores.gather(torch.nan_to_num(self.model_matrices), identity, pairs)[0],
-                _rdm_scores.gather(self.target_matrices, identity, pairs)[0])
+    @functools.cached_property
+    def broken(self) -> torch.Tensor:
+        """Model RDMs that hold an undefined (NaN) dissimilarity."""
+        return torch.isnan(self.model_matrices).flatten(1).any(dim=1)
+
+    def _vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The upper triangles of the model and target RDMs."""
+        return (torch.nan_to_num(self.model_matrices)[:, self.pairs.first, self.pairs.second],
+                self.target_matrices[:, self.pairs.first, self.pairs.second])
 
     def _checked(self, scores: torch.Tensor) -> torch.Tensor:
         """``scores`` with NaN for model RDMs that hold an undefined dissimilarity."""
-        broken = torch.isnan(self.model_matrices).flatten(1).any(dim=1)
-        scores[:, broken] = math.nan
+        scores[:, self.broken] = math.nan
         return scores
 
 
@@ -175,7 +182,7 @@ def evaluations(rdm_df: pd.DataFrame, target_df: pd.DataFrame, subject_column: s
     groups = target_groups(target_df, subject_column)
     for keys, models in rdm_df.groupby(rdm_df["entry_keys"].map(tuple), sort=False):
         for target, rows in groups:
-            entries, dropped, matrices = _aligned(rows, list(keys), on_missing)
+            entries, dropped, matrices = aligned_targets(rows, list(keys), on_missing)
             index = [list(keys).index(key) for key in entries]
             model_matrices = np.stack([np.asarray(m, dtype=np.float64)[np.ix_(index, index)]
                                        for m in models["matrix"]])
@@ -187,7 +194,7 @@ def evaluations(rdm_df: pd.DataFrame, target_df: pd.DataFrame, subject_column: s
     return result
 
 
-def _aligned(rows: pd.DataFrame, keys: list, on_missing: str) -> tuple[list, tuple, np.ndarray]:
+def aligned_targets(rows: pd.DataFrame, keys: list, on_missing: str) -> tuple[list, tuple, np.ndarray]:
     """The entries the models and every target row share, and the targets reordered to them."""
     row_keys = [[tuple(key) for key in row_entries] for row_entries in rows["entry_keys"]]
     for position, these in zip(rows.index, row_keys):

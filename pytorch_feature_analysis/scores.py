@@ -23,8 +23,8 @@ import torch
 
 from . import _rdm_scores
 from ._contract import check_rdm_frame
-from ._evaluation import (Evaluation, Options, condition_variances, described_columns,
-                          evaluations, target_groups)
+from ._evaluation import (Evaluation, Options, aligned_targets, condition_variances,
+                          described_columns, evaluations, target_groups)
 from ._rdm_scores import SCORE_METHODS
 from ._validation import (check_choice, check_device, check_int, check_random_state, fail,
                           problem, public)
@@ -120,7 +120,7 @@ def _ceiling(target_matrices: torch.Tensor, options: Options, entries: list) -> 
               for s in range(subjects)]
     pooled = np.stack(others + [_rdm_scores.pooled(numpy_vectors, options.method)])
     sigma = condition_variances(options.sigma_k, entries, options.device)
-    valid = torch.ones((1, vectors.shape[2]), dtype=torch.bool, device=options.device)
+    valid = _rdm_scores.valid_all(pairs, vectors)
     scores = _rdm_scores.scores(torch.as_tensor(pooled, device=options.device)[None], vectors,
                                 valid, options.method, identity, pairs, sigma)[0]
     lower = scores[torch.arange(subjects), torch.arange(subjects)].mean()
@@ -366,9 +366,9 @@ def noise_ceiling(
             raise problem(f"a noise ceiling needs at least 2 subjects; the target {target} "
                           f"has {len(group)} (in column {subject_column!r}).")
         keys = [tuple(key) for key in group["entry_keys"].iloc[0]]
-        evaluation = evaluations(group.iloc[:1], group, subject_column, "error", 0,
-                                 options.device)[0]
-        lower, upper = _ceiling(evaluation.target_matrices, options, evaluation.entries)
+        entries, _, matrices = aligned_targets(group, keys, "error")
+        lower, upper = _ceiling(torch.as_tensor(matrices, device=options.device), options,
+                                entries)
         rows.append({**target, "method": method, "subjects": len(group), "entries": len(keys),
                      "noise_ceiling_lower": lower, "noise_ceiling_upper": upper})
     return pd.DataFrame(rows)
