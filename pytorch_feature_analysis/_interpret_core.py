@@ -15,7 +15,7 @@ import contextlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -257,6 +257,33 @@ def fitted_batch_size(book: dict, label: tuple, example: torch.Tensor, batch_siz
         raise fail("max_memory", f"at least {format_bytes(per_image)}, what one image needs "
                    f"for a pass up to layer {label!r} and back", max_memory)
     return max(1, min(batch_size, budget // per_image))
+
+
+def layer_plan(models: Any, layers: Any, example: Callable, channels: Any, units: Any,
+               position: Any, batch_size: int | None, max_memory: Any, device: Any,
+               check_layer: Callable | None = None) -> list[tuple]:
+    """``[(name, model, pixels, book, label, targets, fitted)]`` per model and chosen layer.
+
+    Everything is checked up front, before any pass that computes results.
+    ``example(model)`` gives the model's preprocessed ``pixels`` that trace its
+    layers; ``check_layer(shape, label, name)``, if given, vets each layer's
+    output shape before its targets are resolved. ``fitted`` is
+    ``batch_size`` (default: the layer's number of targets) lowered so that a
+    batch fits ``max_memory`` (:func:`fitted_batch_size`).
+    """
+    plan = []
+    for name, model in model_table(models).items():
+        pixels = example(model)
+        book, chosen = layer_labels(model, name, layers, pixels)
+        for label in chosen:
+            shape = tuple(book[label].shape)
+            if check_layer is not None:
+                check_layer(shape, label, name)
+            targets = resolve_targets(shape, label, name, channels, units, position)
+            wanted = len(targets) if batch_size is None else batch_size
+            fitted = fitted_batch_size(book, label, pixels, wanted, max_memory, device)
+            plan.append((name, model, pixels, book, label, targets, fitted))
+    return plan
 
 
 def batches(count: int, batch_size: int) -> Iterator[slice]:

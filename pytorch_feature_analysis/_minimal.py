@@ -20,15 +20,12 @@ from tqdm.auto import tqdm
 from ._interpret_core import (
     batches,
     check_metric,
-    fitted_batch_size,
     frame_of,
     image_table,
-    layer_labels,
+    layer_plan,
     model_dtype,
-    model_table,
     on_device,
     pixels_of,
-    resolve_targets,
     target_columns,
     unit_values,
 )
@@ -153,19 +150,14 @@ def minimal_images(images, models, layers, channels, units, position, metric, sp
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     verbose = check_bool(verbose, "verbose")
     arrays = [np.asarray(load_image(picture), dtype=np.float64) / 255.0 for picture in pictures]
-    plan = []
-    for name, model in model_table(models).items():
-        example = pixels_of(pictures[:1], transform, model_dtype(model))
-        book, chosen = layer_labels(model, name, layers, example)
-        plan += [(name, model, book, label, resolve_targets(
-            tuple(book[label].shape), label, name, channels, units, position),
-            fitted_batch_size(book, label, example, batch_size, max_memory, device))
-            for label in chosen]
+    plan = layer_plan(models, layers,
+                      lambda model: pixels_of(pictures[:1], transform, model_dtype(model)),
+                      channels, units, position, batch_size, max_memory, device)
     split_images = [split(array) for array in arrays]
     rows, params = [], {**params, "metric": metric, "criterion": criterion}
     with tqdm(total=len(plan) * len(arrays), disable=not verbose, desc=method,
               unit="image") as progress:
-        for name, model, book, label, targets, fitted in plan:
+        for name, model, _, book, label, targets, fitted in plan:
             with on_device(model, device) as where:
                 def evaluate(drawn: list) -> np.ndarray:
                     return _activations(drawn, model, book, label, targets, metric, transform,

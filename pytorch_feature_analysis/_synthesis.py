@@ -14,15 +14,12 @@ from ._attribution import check_pair
 from ._interpret_core import (
     batches,
     check_metric,
-    fitted_batch_size,
     frame_of,
     image_table,
-    layer_labels,
+    layer_plan,
     model_dtype,
-    model_table,
     on_device,
     pixels_of,
-    resolve_targets,
     target_columns,
     unit_values,
 )
@@ -255,14 +252,10 @@ def _settings(n_iter, lr, regularization, regularization_weight, precondition,
 def _plan(models, layers, channels, units, position, init_image, size, transform,
           random_state, max_memory, device) -> list:
     """``[(name, model, book, label, targets, start)]``: one entry per batch of targets."""
-    plan = []
-    for name, model in model_table(models).items():
-        start = _start(init_image, size, transform, model_dtype(model), random_state)
-        book, chosen = layer_labels(model, name, layers, start)
-        for label in chosen:
-            targets = resolve_targets(tuple(book[label].shape), label, name, channels, units,
-                                      position)
-            fitted = fitted_batch_size(book, label, start, len(targets), max_memory, device)
-            plan += [(name, model, book, label, targets[part], start)
-                     for part in batches(len(targets), fitted)]
-    return plan
+    def start(model: torch.nn.Module) -> torch.Tensor:
+        return _start(init_image, size, transform, model_dtype(model), random_state)
+
+    return [(name, model, book, label, targets[part], pixels)
+            for name, model, pixels, book, label, targets, fitted in layer_plan(
+                models, layers, start, channels, units, position, None, max_memory, device)
+            for part in batches(len(targets), fitted)]

@@ -39,16 +39,15 @@ from ._attribution import (
 from ._interpret_core import (
     batches,
     check_metric,
-    fitted_batch_size,
     frame_of,
     image_table,
     layer_labels,
+    layer_plan,
     model_dtype,
     model_table,
     needs_maps,
     on_device,
     pixels_of,
-    resolve_targets,
     target_columns,
 )
 from ._map_grid import plot_map_grid
@@ -78,29 +77,26 @@ def _check_methods(methods: Any) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def _plan(models: dict, layers: Any, pictures: list, transform: Any, channels: Any,
+def _plan(models: Any, layers: Any, pictures: list, transform: Any, channels: Any,
           units: Any, position: Any, methods: list, options: Any, max_memory: Any,
           device: Any) -> list:
     """``[(name, model, pixels, book, label, targets, options)]``, all checked up front.
 
     Each layer's options carry the batch size that fits the memory budget.
     """
-    plan = []
-    for name, model in models.items():
+    def example(model: torch.nn.Module) -> torch.Tensor:
         pixels = pixels_of(pictures, transform, model_dtype(model))
         if {"occlusion", "occlusion_pixels"} & set(methods):
             check_window(options, pixels.shape)
-        book, chosen = layer_labels(model, name, layers, pixels)
-        for label in chosen:
-            shape = tuple(book[label].shape)
-            for method in set(methods) & set(SPATIAL_METHODS):
-                needs_maps(shape, label, name, method)
-            targets = resolve_targets(shape, label, name, channels, units, position)
-            fitted = fitted_batch_size(book, label, pixels, options.batch_size, max_memory,
-                                       device)
-            plan.append((name, model, pixels, book, label, targets,
-                         replace(options, batch_size=fitted)))
-    return plan
+        return pixels
+
+    def check_layer(shape: tuple, label: tuple, name: str) -> None:
+        for method in set(methods) & set(SPATIAL_METHODS):
+            needs_maps(shape, label, name, method)
+
+    return [(*entry, replace(options, batch_size=fitted)) for *entry, fitted in layer_plan(
+        models, layers, example, channels, units, position, options.batch_size, max_memory,
+        device, check_layer)]
 
 
 @public
@@ -242,7 +238,7 @@ def attribution_maps(
     options = map_options(check_metric(metric), window, stride, baseline, interpolation,
                           threshold, n_samples, noise_level, random_state, batch_size)
     verbose = check_bool(verbose, "verbose")
-    plan = _plan(model_table(models), layers, pictures, transform, channels, units, position,
+    plan = _plan(models, layers, pictures, transform, channels, units, position,
                  methods, options, max_memory, device)
     rows = []
     with tqdm(total=len(plan) * len(methods) * len(pictures), disable=not verbose,
