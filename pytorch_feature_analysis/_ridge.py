@@ -143,6 +143,7 @@ def best_units(features: np.ndarray, targets: torch.Tensor, folds: list) -> tupl
     best_folds = torch.full((len(folds), num_targets), torch.nan, dtype=torch.float64,
                             device=device)
     step = max(1, _CHUNK_BYTES // (8 * max(len(folds), 1) * num_targets))
+    columns = torch.arange(num_targets, device=device)
     for start in range(0, features.shape[1], step):
         units = torch.from_numpy(np.ascontiguousarray(features[:, start : start + step]))
         units = units.to(device=device, dtype=torch.float64)
@@ -151,7 +152,7 @@ def best_units(features: np.ndarray, targets: torch.Tensor, folds: list) -> tupl
         chunk_best, where = means.max(dim=0)
         better = chunk_best > best_mean
         best_mean = torch.where(better, chunk_best, best_mean)
-        columns = torch.arange(num_targets, device=device)
         best_folds[:, better] = scores[:, where, columns][:, better]
-        best_unit[better.cpu().numpy()] = start + where.cpu().numpy()[better.cpu().numpy()]
+        improved = better.cpu().numpy()
+        best_unit[improved] = start + where.cpu().numpy()[improved]
     return best_unit, best_folds.T.cpu().numpy()

@@ -54,7 +54,7 @@ def test_a_dataset_reads_back_whole_with_types(dataset):
     order = back.assign(perm=back["perm"].astype(str)).sort_values(key).index
     expected = frame.assign(perm=frame["perm"].astype(str)).sort_values(key).index
     assert_frames_identical(back.loc[order].reset_index(drop=True),
-                                frame.loc[expected].reset_index(drop=True))
+                            frame.loc[expected].reset_index(drop=True))
     assert back["perm"].map(type).value_counts().to_dict() == {str: 8, int: 4}
 
 
