@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._interpret_core import Target, batches, layer_output, unit_values
-from ._validation import check_choice, check_int, fail
+from ._validation import check_choice, check_int, check_random_state, fail
 
 METHODS = ("saliency", "guided_saliency", "smooth_saliency", "occlusion", "occlusion_pixels",
            "activation")
@@ -93,7 +93,7 @@ def map_options(metric: str, window: Any, stride: Any, baseline: Any, interpolat
         threshold=None if threshold is None else _number(threshold, "threshold", 0.0, 1.0),
         n_samples=check_int(n_samples, "n_samples", minimum=1),
         noise_level=_number(noise_level, "noise_level", 0.0),
-        random_state=check_int(random_state, "random_state", minimum=0),
+        random_state=check_random_state(random_state),
         batch_size=check_int(batch_size, "batch_size", minimum=1),
     )
 

@@ -161,12 +161,16 @@ def resolve_targets(
     if len(spatial) != 2:
         raise fail("position", f"None: {where} has no spatial maps (output shape {shape})",
                    position)
-    if (not isinstance(position, (tuple, list)) or len(position) != 2
-            or not all(isinstance(p, (int, np.integer)) and 0 <= p < s
-                       for p, s in zip(position, spatial))):
+    if not in_map(position, spatial):
         raise fail("position", f"a pair (y, x) within the {spatial} maps of {where}", position)
     flat = [int(np.ravel_multi_index((c, *position), shape)) for c in chosen]
     return [Target(c, tuple(int(p) for p in position), u) for c, u in zip(chosen, flat)]
+
+
+def in_map(position: Any, spatial: tuple) -> bool:
+    """Whether ``position`` is a pair of ints ``(y, x)`` within maps of size ``spatial``."""
+    return isinstance(position, (tuple, list)) and len(position) == 2 and all(
+        isinstance(p, (int, np.integer)) and 0 <= p < n for p, n in zip(position, spatial))
 
 
 def _ints(values: Any, param: str, size: int, why: str) -> list[int]:
@@ -292,16 +296,15 @@ def batches(count: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, count))
 
 
+def layer_columns(name: str, label: tuple) -> dict:
+    """The frame columns naming a model and layer."""
+    return {"model": name, "layer": label[0], "layer_num": label[1], "layer_label": label}
+
+
 def target_columns(name: str, label: tuple, target: Target) -> dict:
     """The frame columns naming a model, layer and target."""
-    return {"model": name, "layer": label[0], "layer_num": label[1], "layer_label": label,
-            "channel": target.channel, "position": target.position, "unit": target.unit}
-
-
-def seeded_generator(random_state: int, device: torch.device) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    generator.manual_seed(random_state)
-    return generator
+    return {**layer_columns(name, label), "channel": target.channel,
+            "position": target.position, "unit": target.unit}
 
 
 def frame_of(rows: list[dict], objects: tuple) -> pd.DataFrame:

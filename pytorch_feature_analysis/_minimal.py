@@ -29,7 +29,7 @@ from ._interpret_core import (
     target_columns,
     unit_values,
 )
-from ._validation import check_bool, check_choice, check_int, fail, public
+from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
 from .stimuli import load_image
 
 __all__ = ["minimal_parcel_images", "minimal_component_images"]
@@ -316,7 +316,7 @@ def minimal_component_images(
     decomposition = check_choice(decomposition, "decomposition", DECOMPOSITIONS)
     if n_components is not None:
         n_components = check_int(n_components, "n_components", minimum=1)
-    random_state = check_int(random_state, "random_state", minimum=0)
+    random_state = check_random_state(random_state)
     return minimal_images(
         images, models, layers, channels, units, position, metric,
         lambda array: components(array, decomposition, n_components, random_state),

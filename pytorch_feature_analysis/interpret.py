@@ -41,6 +41,8 @@ from ._interpret_core import (
     check_metric,
     frame_of,
     image_table,
+    in_map,
+    layer_columns,
     layer_labels,
     layer_plan,
     model_dtype,
@@ -265,7 +267,6 @@ def _rows(name, label, targets, method, options, maps, keys, labels) -> list[dic
     ]
 
 
-
 # ---------------------------------------------------------------------------
 # Receptive fields
 # ---------------------------------------------------------------------------
@@ -279,9 +280,7 @@ def _positions(positions: Any, spatial: tuple, label: tuple, name: str) -> list:
     chosen = [positions] if single else check_sequence(
         positions, "positions", "a pair (y, x) or a list of pairs")
     for position in chosen:
-        if (not isinstance(position, (tuple, list)) or len(position) != 2 or not all(
-                isinstance(p, (int, np.integer)) and 0 <= p < n
-                for p, n in zip(position, spatial))):
+        if not in_map(position, spatial):
             raise fail("positions", f"pairs (y, x) within the {spatial} maps of layer "
                        f"{label!r} of model {name!r}", position)
     return [tuple(int(p) for p in position) for position in chosen]
@@ -353,9 +352,9 @@ def receptive_fields(models: Any, layers: Any, positions: Any = None, *,
                 geometry = layer_geometry(model, book, label, example, name)
             for position in chosen_positions:
                 rows.append({
-                    "model": name, "layer": label[0], "layer_num": label[1],
-                    "layer_label": label, "size": geometry.size, "stride": geometry.jump,
-                    "offset": geometry.offset, "map_size": shape[1:], "position": position,
+                    **layer_columns(name, label), "size": geometry.size,
+                    "stride": geometry.jump, "offset": geometry.offset, "map_size": shape[1:],
+                    "position": position,
                     "region": None if position is None else geometry.region(position, size),
                 })
     return frame_of(rows, ("position", "region"))
@@ -466,8 +465,7 @@ def empirical_receptive_fields(
                     np.argmax(layer_maps[label][i, channel]), layer_maps[label].shape[2:]))
                     for i, image_map in enumerate(part["map"])]
                 rows.append({
-                    "model": name, "layer": label[0], "layer_num": label[1],
-                    "layer_label": label, "channel": int(channel), "method": method,
+                    **layer_columns(name, label), "channel": int(channel), "method": method,
                     "params": {**part["params"].iloc[0], "threshold": threshold},
                     "n_images": len(windows), "map": _nanmean(np.stack(windows)),
                 })
