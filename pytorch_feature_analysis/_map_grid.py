@@ -31,9 +31,7 @@ def _rgb(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
-def _background(images: Any, key: Any) -> np.ndarray | None:
-    if images is None:
-        return None
+def _background(images: Any, key: Any) -> np.ndarray:
     try:
         return np.asarray(load_image(images[key]))
     except (KeyError, IndexError, TypeError) as error:
