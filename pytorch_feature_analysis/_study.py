@@ -19,7 +19,7 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -168,21 +168,21 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
     for path in target.remove:
         path.unlink(missing_ok=True)
     bars = verbose and len(call.tasks) == 1 and num_cores == 1 and client is None
-    calls = [dict(compute=compute, task=dict(task, verbose=bars), target=target,
+    calls = (dict(compute=compute, task=dict(task, verbose=bars), target=target,
                   fingerprint=call.fingerprints[task_key(task["model_name"],
                                                          task["image_set"][0])])
-             for task in call.tasks]
+             for task in call.tasks)
     if client is None:
         results = imap_ordered(task_part, calls, num_cores)
     else:
         results = _on_cluster(call, client, calls)
-    with tqdm(total=len(calls), disable=not verbose or len(calls) < 2, desc="RDMs",
+    with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
               unit="set x model") as bar:
         for _ in results:
             bar.update(1)
     if not collect:
         return None
-    store = RowStore(call.order, list(target.labels), dict(call.fingerprints), call.stale)
+    store = RowStore(call.tasks.order(), list(target.labels), dict(call.fingerprints), call.stale)
     stored = read_dataset(target.folder) if part_files(target.folder) else pd.DataFrame()
     store.add(stored.to_dict("records"))
     frame = store.frame()
@@ -191,18 +191,18 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
     return frame
 
 
-def _on_cluster(call: Any, client: Any, calls: list[dict]) -> Any:
+def _on_cluster(call: Any, client: Any, calls: Iterable[dict]) -> Any:
     """Submit the tasks without their models: built on the workers, or sent once."""
     described = {name: spec for name, spec in call.descriptions.items() if spec is not None}
     modules = {name: pickle.dumps(model_plan.model) for name, model_plan
                in call.plan.models.items() if name not in described}
     tag = hashlib.sha256(os.urandom(16)).hexdigest()[:8]
-    submitted = [
+    submitted = (
         (f"pfa-rdms-{tag}-{i}",
          dict(kwargs, task=dict(kwargs["task"], model=None),
               description=described.get(kwargs["task"]["model_name"])))
         for i, kwargs in enumerate(calls)
-    ]
+    )
     return run_on_cluster(client, task_part, submitted, {"models": modules})
 
 

@@ -145,7 +145,7 @@ def connect_client(client: Any) -> tuple[Any, bool]:
                    raw=True) from error
 
 
-def run_on_cluster(client: Any, func: Callable, calls: list[tuple[str, dict]],
+def run_on_cluster(client: Any, func: Callable, calls: Iterable[tuple[str, dict]],
                    shared: dict) -> Iterator[Any]:
     """Run ``func(**shared, **kwargs)`` on the cluster's workers; yield results as they finish.
 

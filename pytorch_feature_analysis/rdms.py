@@ -623,8 +623,7 @@ class _Call:
 
     plan: AnalysisPlan
     image_sets: list
-    tasks: list
-    order: dict
+    tasks: _TaskPlan
     existing: pd.DataFrame | None
     fingerprints: dict
     stale: dict
@@ -684,9 +683,9 @@ def _plan_call(args: dict) -> _Call:
         done = {identity_of(row) for row in existing.to_dict("records")} \
             if existing is not None else set()
     settings["budget"] = extraction.budget()
-    tasks, order = _plan_tasks(image_sets, plan, done, settings)
-    return _Call(plan, image_sets, tasks, order, existing, fingerprints, stale, settings["budget"],
-                 target, model_descriptions(args["models_dict"]))
+    return _Call(plan, image_sets, _TaskPlan(image_sets, plan, done, settings), existing,
+                 fingerprints, stale, settings["budget"], target,
+                 model_descriptions(args["models_dict"]))
 
 
 def _check_rdm_file(existing: pd.DataFrame, out_fname: Any) -> None:
@@ -744,31 +743,56 @@ def _check_activation_types(activation_types: Any, settings: dict) -> tuple:
     return chosen
 
 
-def _plan_tasks(image_sets: list, plan: AnalysisPlan, done: set, settings: dict) -> tuple[list, dict]:
-    """One task per image set x model with RDMs to compute, and every RDM's place in the frame."""
-    perms = ["orig_data"] + list(range(1, settings["num_perms"] + 1))
-    kernel_names = [name for name, _ in settings["kernel_sets"]]
-    metric_names = [metric.name for metric in settings["metrics"]]
-    order: dict[tuple, tuple] = {}
-    tasks = []
-    for set_index, image_set in enumerate(image_sets):
-        labels = label_key(image_set[0])
-        for model_index, (model_name, model_plan) in enumerate(plan.models.items()):
-            todo: dict[tuple, set] = {}
-            for layer_rank, label in enumerate(model_plan.layers):
-                for rank, (step, metric, activation_type, kernel_set, perm) in _ranked_product(
-                    time_steps(model_plan, label, settings["time"]), metric_names,
-                    settings["activation_types"], kernel_names, perms,
-                ):
-                    identity = row_identity(model_name, label, activation_type, kernel_set,
-                                            metric, perm, labels, step)
-                    order[identity] = (set_index, model_index, layer_rank) + rank
-                    if identity not in done:
-                        todo.setdefault(label, set()).add(
-                            (activation_type, kernel_set, metric, perm, step))
-            if todo:
-                tasks.append(_task(image_set, model_plan, todo, plan.extraction, settings))
-    return tasks, order
+class _TaskPlan:
+    """The image set x model tasks of a call, each built only when it is run.
+
+    Nothing per task is held, so the memory of the process that plans a
+    study does not grow with its number of image sets x models. Every task
+    is built once here to check it (e.g. that it fits ``max_memory``) before
+    any forward pass.
+    """
+
+    def __init__(self, image_sets: list, plan: AnalysisPlan, done: set, settings: dict):
+        self.image_sets, self.plan, self.done, self.settings = image_sets, plan, done, settings
+        self._count = sum(1 for _ in self)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict]:
+        for set_index, image_set in enumerate(self.image_sets):
+            for model_index, model_plan in enumerate(self.plan.models.values()):
+                todo: dict[tuple, set] = {}
+                for identity, _, label, wanted in self._rdms(set_index, model_index):
+                    if identity not in self.done:
+                        todo.setdefault(label, set()).add(wanted)
+                if todo:
+                    yield _task(image_set, model_plan, todo, self.plan.extraction, self.settings)
+
+    def order(self) -> dict[tuple, tuple]:
+        """Every RDM's place in the frame: ``{row identity: sort key}``."""
+        return {identity: rank
+                for set_index in range(len(self.image_sets))
+                for model_index in range(len(self.plan.models))
+                for identity, rank, _, _ in self._rdms(set_index, model_index)}
+
+    def _rdms(self, set_index: int, model_index: int) -> Iterator[tuple]:
+        """``(identity, sort key, layer, wanted)`` of each RDM of one image set x model."""
+        settings = self.settings
+        labels = label_key(self.image_sets[set_index][0])
+        model_name, model_plan = list(self.plan.models.items())[model_index]
+        perms = ["orig_data"] + list(range(1, settings["num_perms"] + 1))
+        kernel_names = [name for name, _ in settings["kernel_sets"]]
+        metric_names = [metric.name for metric in settings["metrics"]]
+        for layer_rank, label in enumerate(model_plan.layers):
+            for rank, (step, metric, activation_type, kernel_set, perm) in _ranked_product(
+                time_steps(model_plan, label, settings["time"]), metric_names,
+                settings["activation_types"], kernel_names, perms,
+            ):
+                identity = row_identity(model_name, label, activation_type, kernel_set,
+                                        metric, perm, labels, step)
+                yield (identity, (set_index, model_index, layer_rank) + rank, label,
+                       (activation_type, kernel_set, metric, perm, step))
 
 
 def _task(image_set: tuple, model_plan: Any, todo: dict, extraction: Any, settings: dict) -> dict:
@@ -839,14 +863,14 @@ def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: boo
          matrix_storage: str = "float64") -> pd.DataFrame:
     """Run the tasks, saving checkpoints, and return the whole frame in plan order."""
     labels = list(OrderedDict.fromkeys(k for image_set in call.image_sets for k in image_set[0]))
-    store = RowStore(call.order, labels, call.fingerprints, call.stale)
+    store = RowStore(call.tasks.order(), labels, call.fingerprints, call.stale)
     if call.existing is not None:
         store.add(call.existing.to_dict("records"))
     checkpoint = Checkpoint(out_fname, store, _CHECKPOINT_SHARE, time.perf_counter,
                             overwrite=not append, matrix_storage=matrix_storage)
     # one image set x model here: its forward passes show their own progress
     bars = verbose and len(call.tasks) == 1 and num_cores == 1
-    tasks = [dict(task, verbose=bars) for task in call.tasks]
+    tasks = (dict(task, verbose=bars) for task in call.tasks)
     try:
         with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
                   unit="set x model") as bar:
