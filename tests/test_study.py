@@ -191,13 +191,16 @@ def test_a_folder_of_another_study_is_refused_naming_the_part(image_sets, tmp_pa
 def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     folder = tmp_path / "study"
-    failed = tmp_path / "failed_once"
+    failed, killed = tmp_path / "failed_once", tmp_path / "killed_once"
     real = rdms_module._image_set_rdms
 
-    def fails_once(**task):  # runs on the workers: the first task fails, and is retried
-        if not failed.exists():
+    def fails_once(**task):  # runs on the workers: the first task fails, the second kills
+        if not failed.exists():  # its worker; both are run again
             failed.write_text(task["model_name"])
-            raise RuntimeError("a worker lost its task")
+            raise RuntimeError("a task that failed")
+        if not killed.exists():
+            killed.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
         return real(**task)
 
     threads = torch.get_num_threads()
@@ -217,6 +220,7 @@ def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, tmp_path, m
     assert_frames_identical(by_identity(pfa.load_frame(folder)), by_identity(reference))
     assert len(workers) == 2 and os.getpid() not in workers.values()
     assert failed.read_text() in {"squeeze", "little"}
+    assert int(killed.read_text()) not in workers.values()  # that worker died and was replaced
 
 
 def test_an_unreachable_scheduler_is_an_error_and_writes_nothing(image_sets, tmp_path):
