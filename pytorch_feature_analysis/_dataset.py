@@ -8,7 +8,9 @@ column of every part. Files and folders whose name starts with ``.`` or
 ``_`` (temporary files of atomic writes, lock files) are not parts. pyarrow
 (``pyarrow.dataset.dataset(folder)``), DuckDB
 (``read_parquet('folder/**/*.parquet')``) and ``dask.dataframe`` read the
-same folder without this library.
+same folder without this library. The folder may also be a URL of any
+file system fsspec knows (an object store such as ``s3://bucket/study/``):
+see :mod:`._location`.
 
 Reading goes part by part: each part is decoded with its own metadata, so
 parts may store a column with different codecs (a ``perm`` column of
@@ -30,6 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ._arrow_codec import StoredFormatError, table_to_frame
+from ._location import arrow, is_dir, is_file, join, locate, parquet_files
 from ._validation import InvalidInputError, caller, fail
 
 __all__ = ["is_dataset_path", "part_files", "part_path", "read_dataset", "part_columns"]
@@ -40,31 +43,24 @@ _HIVE_KEYS = ("model",)
 def is_dataset_path(path: Any) -> bool:
     """Whether ``path`` names a dataset folder: it ends in a separator or is a folder."""
     text = os.fspath(path)
-    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+    return text.endswith(("/", os.sep)) or is_dir(path)
 
 
-def _hidden(relative: Path) -> bool:
-    return any(name.startswith((".", "_")) for name in relative.parts)
+def part_files(folder: Any) -> list:
+    """The location of every part of the dataset, in sorted order (none for a missing folder)."""
+    return parquet_files(folder)
 
 
-def part_files(folder: Any) -> list[Path]:
-    """Every part of the dataset, in sorted order (none for a missing folder)."""
-    folder = Path(os.fspath(folder))
-    if not folder.is_dir():
-        return []
-    found = (path for path in folder.rglob("*.parquet") if path.is_file())
-    return sorted(path for path in found if not _hidden(path.relative_to(folder)))
-
-
-def part_path(folder: Any, partition: dict, name: str) -> Path:
+def part_path(folder: Any, partition: dict, name: str) -> Any:
     """``folder/key=value/.../name``, values percent-encoded."""
     folders = [f"{key}={quote(str(value), safe='')}" for key, value in partition.items()]
-    return Path(os.fspath(folder), *folders, name)
+    return join(folder, *folders, name)
 
 
-def part_columns(path: Path) -> list[str]:
+def part_columns(path: Any) -> list[str]:
     """The column names of one part, read from its footer."""
-    return list(pq.read_schema(path).names)
+    filesystem, (inner,) = arrow(path)
+    return list(pq.read_schema(inner, filesystem=filesystem).names)
 
 
 def _expression(filters: Any, available: list[str]) -> Any:
@@ -90,7 +86,7 @@ def _expression(filters: Any, available: list[str]) -> Any:
         raise fail("filters", expected, filters) from error
 
 
-def _dataset_of(files: list[Path], folder: Path, schema: pa.Schema) -> ds.Dataset:
+def _dataset_of(paths: list[str], base: str, schema: pa.Schema, filesystem: Any) -> ds.Dataset:
     """The parts as one pyarrow dataset with the first part's ``schema`` (no schema merging).
 
     Hive keys that are columns of the parts become partition fields, so
@@ -98,28 +94,32 @@ def _dataset_of(files: list[Path], folder: Path, schema: pa.Schema) -> ds.Datase
     """
     keys = [schema.field(key) for key in _HIVE_KEYS if key in schema.names]
     partitioning = ds.partitioning(pa.schema(keys), flavor="hive") if keys else None
-    return ds.dataset([os.fspath(f) for f in files], schema=schema, format="parquet",
-                      partitioning=partitioning, partition_base_dir=os.fspath(folder))
+    return ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem,
+                      partitioning=partitioning, partition_base_dir=base)
 
 
 def read_dataset(folder: Any, filters: Any = None, columns: Any = None) -> pd.DataFrame:
     """The frame held by the parts of ``folder``: the rows ``filters`` keep, ``columns`` only."""
-    folder = Path(os.fspath(folder))
-    files = [folder] if folder.is_file() else part_files(folder)
-    folder = folder.parent if folder.is_file() else folder
+    folder = locate(folder)
+    single = is_file(folder)
+    files = [folder] if single else part_files(folder)
     if not files:
         raise InvalidInputError(
             f"The folder {os.fspath(folder)!r} given to {caller()} holds no parquet part "
             "(a dataset folder holds .parquet files, possibly in key=value subfolders)."
         )
-    first_schema = pq.read_schema(files[0])
+    filesystem, paths = arrow(folder, *files)
+    base, paths = os.fspath(Path(paths[0]).parent) if single else paths[0], paths[1:]
+    located = dict(zip(paths, files))
+    first_schema = pq.read_schema(paths[0], filesystem=filesystem)
     first = list(first_schema.names)
     expression = _expression(filters, first)
     columns = _checked_columns(columns, first)
     options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
     frames, attrs = [], {}
-    for fragment in _dataset_of(files, folder, first_schema).get_fragments(filter=expression):
-        path = Path(fragment.path)
+    dataset = _dataset_of(paths, base, first_schema, filesystem)
+    for fragment in dataset.get_fragments(filter=expression):
+        path = located.get(fragment.path, fragment.path)
         schema = fragment.physical_schema
         _check_same_columns(path, schema.names, files[0], first)
         try:
@@ -127,10 +127,11 @@ def read_dataset(folder: Any, filters: Any = None, columns: Any = None) -> pd.Da
                                       fragment_scan_options=options)
             frame = table_to_frame(table, schema.metadata)
         except (pa.ArrowException, OSError, StoredFormatError) as error:
+            where = "" if single else f" of the dataset {os.fspath(folder)!r}"
             raise InvalidInputError(
-                f"The part {os.fspath(path)!r} of the dataset {os.fspath(folder)!r} given to "
-                f"{caller()} cannot be read ({type(error).__name__}: {error}); delete it to "
-                "compute it again, or restore it from a copy."
+                f"The part {os.fspath(path)!r}{where} given to {caller()} cannot be read "
+                f"({type(error).__name__}: {error}); delete it to compute it again, or restore "
+                "it from a copy."
             ) from error
         _merge_attrs(attrs, frame.attrs)
         if len(frame) or not frames:
@@ -153,7 +154,7 @@ def _checked_columns(columns: Any, available: list[str]) -> list[str] | None:
     return list(columns)
 
 
-def _check_same_columns(path: Path, names: list, first_path: Path, first: list) -> None:
+def _check_same_columns(path: Any, names: list, first_path: Any, first: list) -> None:
     if set(names) != set(first):
         extra = sorted(set(names) - set(first))
         lacking = sorted(set(first) - set(names))

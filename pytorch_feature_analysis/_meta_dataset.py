@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ._arrow_codec import METADATA_KEY
 from ._dataset import is_dataset_path, part_columns, part_files, read_dataset
+from ._location import arrow, join, locate, remove, same_place
 from ._validation import fail, problem
 from .io import frame_format, save_frame
 
@@ -47,7 +47,8 @@ def pushable_columns(folder: Any) -> dict:
     Read once per call from the first part's footer, then given to
     :func:`group_with_matrices` for every group.
     """
-    schema = pq.read_schema(part_files(folder)[0])
+    filesystem, (first,) = arrow(part_files(folder)[0])
+    schema = pq.read_schema(first, filesystem=filesystem)
     blob = (schema.metadata or {}).get(METADATA_KEY)
     if blob is None:
         return {}
@@ -111,24 +112,24 @@ class MetaOutput:
     def __init__(self, out_fname: Any, collect: bool, source: Any = None):
         self.out_fname, self.collect, self.rows, self.count = out_fname, collect, [], 0
         dataset = out_fname is not None and is_dataset_path(out_fname)
-        self.folder = Path(os.fspath(out_fname)) if dataset else None
+        self.folder = locate(out_fname) if dataset else None
         if self.folder is None:
             if out_fname is not None:
                 frame_format(out_fname)
             return
-        if source is not None and self.folder.resolve() == Path(os.fspath(source)).resolve():
+        if source is not None and same_place(self.folder, source):
             raise fail("out_fname", "another folder than the dataset read (rdm_df)", out_fname)
 
     def start(self) -> None:
         """Remove the parts an earlier call left in the output dataset."""
         for path in part_files(self.folder) if self.folder is not None else []:
-            path.unlink()
+            remove(path)
 
     def add(self, rows: list[dict]) -> None:
         if self.folder is None:
             self.rows += rows
         elif rows:
-            path = self.folder / f"part-{self.count:09d}.parquet"
+            path = join(self.folder, f"part-{self.count:09d}.parquet")
             save_frame(pd.DataFrame(rows).sort_index(axis=1), path)
             self.count += 1
 

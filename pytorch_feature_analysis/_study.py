@@ -2,14 +2,15 @@
 
 Each image set x model writes its rows as one part
 ``<folder>/model=<name>/part-<digest>.parquet`` as soon as it is done, where
-it ran (a local process, or a Dask worker writing to a shared path), with the
-atomic write of :func:`~pytorch_feature_analysis.save_frame` (a killed write
-leaves no part). The digest is that of the task, its fingerprint and its
-rows, so a retried task finds its part written and writes nothing. Each part
-holds the fingerprint of what made it in its ``attrs``. A resumed call reads
-the parts' identity columns and fingerprints only (never the matrices),
-computes what is missing, and removes, before any new work, the parts whose
-fingerprint changed; no part is ever rewritten.
+it ran (a local process, or a Dask worker writing to a shared path or to an
+object store's URL), with the atomic write of
+:func:`~pytorch_feature_analysis.save_frame` (a killed write leaves no part).
+The digest is that of the task, its fingerprint and its rows, so a retried
+task finds its part written and writes nothing. Each part holds the
+fingerprint of what made it in its ``attrs``. A resumed call reads the parts'
+identity columns and fingerprints only (never the matrices), computes what is
+missing, and removes, before any new work, the parts whose fingerprint
+changed; no part is ever rewritten.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import hashlib
 import os
 import pickle
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
@@ -29,6 +29,7 @@ from ._arrow_codec import STORAGE_KEY, table_to_frame
 from ._contract import PER_RDM_COLUMNS, RDM_COLUMNS
 from ._dataset import part_files, part_path, read_dataset
 from ._fingerprint import weights_fingerprint
+from ._location import absolute, arrow, exists, remove
 from ._resume import FINGERPRINTS, RowStore, identity_of, stale_tasks, task_key, task_key_of
 from ._validation import fail, problem
 from .io import save_frame
@@ -42,19 +43,20 @@ __all__ = ["DatasetTarget", "dataset_state", "run_on_dataset"]
 class DatasetTarget:
     """Where a get_rdms call writes its parts, and the parts it removes before starting."""
 
-    folder: Path
+    folder: Any
     labels: list
     matrix_storage: str
     remove: list = field(default_factory=list)
 
 
-def _part_rows(path: Path, columns: list, rdm_name: str) -> pd.DataFrame:
+def _part_rows(path: Any, columns: list, rdm_name: str) -> pd.DataFrame:
     """The rows of a part of this study without their per-RDM columns (no matrix is read).
 
     A part without the call's ``columns`` or of another ``df_name`` is an
     error naming it. The frame's ``attrs`` hold the part's fingerprints.
     """
-    with pq.ParquetFile(path) as handle:
+    filesystem, (inner,) = arrow(path)
+    with pq.ParquetFile(inner, filesystem=filesystem) as handle:
         schema = handle.schema_arrow
         missing = [column for column in columns if column not in schema.names]
         if missing:
@@ -77,7 +79,7 @@ def dataset_state(folder: Any, fingerprints: dict, rdm_name: str, labels: list,
     With ``append=False`` every part is to be removed. Parts of another study
     are an error naming the part.
     """
-    target = DatasetTarget(Path(os.fspath(folder)).absolute(), labels, matrix_storage)
+    target = DatasetTarget(absolute(folder), labels, matrix_storage)
     parts = part_files(target.folder)
     if not append:
         target.remove = parts
@@ -110,7 +112,7 @@ def write_task_part(rows: list[dict], target: DatasetTarget, fingerprint: dict) 
     text = repr((key, sorted(fingerprint.items()), identities))
     name = f"part-{hashlib.sha256(text.encode()).hexdigest()[:24]}.parquet"
     path = part_path(target.folder, {"model": rows[0]["model"]}, name)
-    if not path.exists():
+    if not exists(path):
         others = [c for c in dict.fromkeys(k for row in rows for k in row)
                   if c not in RDM_COLUMNS and c not in target.labels]
         frame = pd.DataFrame(rows, columns=[*RDM_COLUMNS, *target.labels, *others])
@@ -166,7 +168,7 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
     """Run a planned get_rdms call into its dataset; the whole frame if ``collect``."""
     target = call.target
     for path in target.remove:
-        path.unlink(missing_ok=True)
+        remove(path)
     bars = verbose and len(call.tasks) == 1 and num_cores == 1 and client is None
     calls = (dict(compute=compute, task=dict(task, verbose=bars), target=target,
                   fingerprint=call.fingerprints[task_key(task["model_name"],

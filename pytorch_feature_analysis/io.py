@@ -66,6 +66,7 @@ from ._arrow_codec import (
     table_to_frame,
 )
 from ._dataset import part_files, read_dataset
+from ._location import arrow, files_in, is_dir, is_file, is_url, locate, open_input, put_whole
 from ._validation import (
     InvalidInputError,
     accepts_original_names,
@@ -189,8 +190,8 @@ def save_frame(df, path, *, matrix_storage="float64"):
         raise fail("df", "a pandas DataFrame", type(df).__name__, raw=True)
     kind = _format_of(path, "path")
     condensed = _condensed_columns(df, kind, matrix_storage)
-    path = Path(os.fspath(path))
-    if path.is_dir():
+    path = locate(path)
+    if is_dir(path):
         raise fail("path", "a file path, not a folder", os.fspath(path))
     if kind == "parquet":
         try:
@@ -278,11 +279,11 @@ def load_frame(path, allow_pickle=False, *, filters=None, columns=None):
     0   fc1      3
     """
     allow_pickle = check_bool(allow_pickle, "allow_pickle")
-    if isinstance(path, (str, os.PathLike)) and Path(os.fspath(path)).is_dir():
+    if isinstance(path, (str, os.PathLike)) and is_dir(path):
         return read_dataset(path, filters, columns)
     kind = _format_of(path, "path")
-    path = Path(os.fspath(path))
-    if not path.is_file():
+    path = locate(path)
+    if not is_file(path):
         raise FileNotFoundError(f"{caller()}: there is no frame file at {os.fspath(path)!r}.")
     if kind != "parquet" and (filters is not None or columns is not None):
         raise fail("path", "a parquet file or dataset folder, to read with filters or columns",
@@ -355,15 +356,15 @@ def combine_frames(paths, keys=(), allow_pickle=False):
     in_folder = isinstance(paths, (str, os.PathLike))
     if in_folder:
         files, source = _folder_files(paths), f"folder {os.fspath(paths)!r}"
-        files = files or [Path(os.fspath(paths))] * bool(part_files(paths))
+        files = files or [locate(paths)] * bool(part_files(paths))
     else:
-        files = [Path(os.fspath(p)) for p in paths]
+        files = [locate(p) for p in paths]
         for file in files:
-            if not file.is_dir():
+            if not is_dir(file):
                 _format_of(file, "paths")
         source = f"{len(files)} listed file(s)"
     if keys:
-        files = [f for f in files if any(key in f.name for key in keys)]
+        files = [f for f in files if any(key in _name(f) for key in keys)]
     skipped = [f for f in _pickles(files) if in_folder and not allow_pickle]
     files = [f for f in files if f not in skipped]
     if not files:
@@ -374,7 +375,7 @@ def combine_frames(paths, keys=(), allow_pickle=False):
             + (" (pass allow_pickle=True to read pickles you trust)." if skipped else ".")
         )
     if skipped:
-        names = ", ".join(f.name for f in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        names = ", ".join(_name(f) for f in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(
             f"{caller()} skipped {len(skipped)} pickle file(s) in the {source} ({names}); "
             "pass allow_pickle=True to read them (reading a pickle can run code).",
@@ -432,7 +433,9 @@ def file_lock(path, timeout=_LOCK_TIMEOUT):
     >>> load_frame(path)['row'].tolist()
     [0, 1, 2]
     """
-    path = Path(os.fspath(path))
+    path = locate(path)
+    if is_url(path):
+        raise fail("path", "a local file path (an object store has no locks)", path)
     if path.is_dir():
         raise fail("path", "a file path, not a folder", os.fspath(path))
     valid = isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and timeout >= 0
@@ -470,8 +473,9 @@ def _unreadable(path, expected, error):
 
 
 def _read_parquet(path):
+    filesystem, (inner,) = arrow(path)
     try:
-        table = pq.read_table(path, page_checksum_verification=True)
+        table = pq.read_table(inner, filesystem=filesystem, page_checksum_verification=True)
         if METADATA_KEY not in (table.schema.metadata or {}) and _footer_names_codec(path):
             raise StoredFormatError("its footer names this library's metadata, which is unreadable")
         return table_to_frame(table)
@@ -483,7 +487,7 @@ def _read_parquet(path):
 
 def _footer_names_codec(path):
     """Whether the parquet footer holds this library's metadata key (pyarrow lost it if so)."""
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         handle.seek(-8, os.SEEK_END)
         length = int.from_bytes(handle.read(4), "little")
         handle.seek(max(0, handle.tell() - 4 - length))
@@ -492,14 +496,14 @@ def _footer_names_codec(path):
 
 def _read_csv(path):
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(os.fspath(path))
     except ValueError as error:  # pandas' parser errors and UnicodeDecodeError
         raise _unreadable(path, "a csv file of a frame", error) from error
 
 
 def _read_pickle(path):
     try:
-        frame = pd.read_pickle(path, compression=None)
+        frame = pd.read_pickle(os.fspath(path), compression=None)
     except Exception as error:  # unpickling raises whatever the stored objects raise
         raise _unreadable(path, "a pickled pandas DataFrame", error) from error
     if not isinstance(frame, pd.DataFrame):
@@ -511,17 +515,24 @@ def _read_pickle(path):
 
 
 def _folder_files(folder):
-    folder = Path(os.fspath(folder))
-    if not folder.is_dir():
+    if not is_dir(folder):
         raise FileNotFoundError(
             f"The 'paths' parameter of {caller()} must be an existing folder "
             f"or a list of files; got {os.fspath(folder)!r} instead."
         )
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _FORMATS)
+    return [p for p in files_in(folder) if _suffix(p) in _FORMATS]
+
+
+def _name(location):
+    return Path(os.fspath(location)).name
+
+
+def _suffix(location):
+    return Path(os.fspath(location)).suffix.lower()
 
 
 def _pickles(files):
-    return [f for f in files if not f.is_dir() and _FORMATS[f.suffix.lower()] == "pickle"]
+    return [f for f in files if not is_dir(f) and _FORMATS[_suffix(f)] == "pickle"]
 
 
 def _condensed_columns(df, kind, matrix_storage):
@@ -557,7 +568,14 @@ def _check_flat(df):
 
 
 def _atomic_write(path, write):
-    """Call ``write(temporary_path)``, fsync, then rename over ``path``."""
+    """Call ``write(temporary_path)``, fsync, then rename over ``path``.
+
+    For a URL (an object store has no rename): ``write`` into memory, then
+    one upload of the whole object.
+    """
+    if is_url(path):
+        put_whole(path, write)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
     temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex}.tmp")
