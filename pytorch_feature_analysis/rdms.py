@@ -35,6 +35,7 @@ from ._plan import (
 from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
 from ._time import check_time_axes, check_time_options, step_seconds, time_columns, time_steps
 from ._dataset import is_dataset_path
+from ._location import is_url
 from ._resume import (
     FINGERPRINTS,
     Checkpoint,
@@ -651,6 +652,9 @@ def _plan_call(args: dict) -> _Call:
     if not dataset and out_fname is not None and frame_format(out_fname) == "csv":
         raise fail("out_fname", "a .parquet or .p/.pkl file (RDM frames hold arrays)",
                    os.fspath(out_fname))
+    if not dataset and is_url(out_fname):
+        raise fail("out_fname", "a local file, or a URL of a dataset folder (ending in '/')",
+                   out_fname)
     check_choice(args["on_change"], "on_change", ("recompute", "error"))
     storage = check_choice(args.get("matrix_storage", "float64"), "matrix_storage",
                            MATRIX_STORAGES)
