@@ -102,6 +102,31 @@ def default_budget(device: torch.device) -> int:
     return host
 
 
+def _budget_here(device_name: str) -> int | None:
+    """:func:`default_budget` of a device of this machine, or None when it lacks the device."""
+    device = torch.device(device_name)
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        return None
+    return default_budget(device)
+
+
+def workers_budget(client: Any, extraction: Extraction) -> int:
+    """The memory budget of a cluster's workers: ``max_memory``, or the smallest worker's share.
+
+    Each worker checks that it has ``extraction.device`` (its own GPU for
+    ``'cuda'``); workers that lack it are named in the error.
+    """
+    budgets = client.run(_budget_here, str(extraction.device))
+    if not budgets:
+        raise fail("client", "a cluster with at least one worker", client)
+    lacking = sorted(address for address, budget in budgets.items() if budget is None)
+    if lacking:
+        raise fail("device", "a device that every worker of the cluster has",
+                   f"{str(extraction.device)!r} (the workers {lacking} have none)", raw=True)
+    return extraction.max_memory if extraction.max_memory is not None else min(budgets.values())
+
+
 def format_bytes(size: float) -> str:
     """``'3.2 GB'``-style text (powers of 1000).
 
@@ -117,14 +142,20 @@ def format_bytes(size: float) -> str:
 
 
 def check_extraction(
-    batch_size: Any, device: Any, transform: Any, max_memory: Any, verbose: Any
+    batch_size: Any, device: Any, transform: Any, max_memory: Any, verbose: Any,
+    device_here: bool = True,
 ) -> Extraction:
-    """The extraction options, checked (errors name the public function called)."""
+    """The extraction options, checked (errors name the public function called).
+
+    With ``device_here=False`` the device is that of other machines (a
+    cluster's workers, which check it themselves): only its name is checked.
+    """
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     if transform is not None and not callable(transform):
         raise fail("transform", "None or a callable PIL image -> tensor", transform)
     memory = None if max_memory is None else parse_memory(max_memory, "max_memory")
-    return Extraction(batch_size, check_device(device), transform, memory, bool(verbose))
+    return Extraction(batch_size, check_device(device, here=device_here), transform, memory,
+                      bool(verbose))
 
 
 def layers_per_model(

@@ -138,8 +138,12 @@ def check_random_state(value: Any, param: str = "random_state") -> int:
     return check_int(value, param, minimum=0)
 
 
-def check_device(device: Any, param: str = "device"):
-    """A ``torch.device`` that exists here; CUDA only when torch sees a GPU."""
+def check_device(device: Any, param: str = "device", *, here: bool = True):
+    """A ``torch.device`` that exists here; CUDA only when torch sees a GPU.
+
+    With ``here=False`` (a device of other machines, e.g. a cluster's
+    workers) only its name is checked.
+    """
     import torch
 
     try:
@@ -147,13 +151,21 @@ def check_device(device: Any, param: str = "device"):
     except (RuntimeError, TypeError) as error:
         raise fail(param, "'cpu', 'cuda', 'cuda:N' or a torch.device", device) from error
     if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise fail(param, "'cpu' on this machine (torch sees no CUDA GPU)", device)
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise fail(param, f"a GPU index below {torch.cuda.device_count()}", device)
+        if here:
+            _check_gpu_here(resolved, device, param)
     elif resolved.type not in ("cpu", "mps"):
         raise fail(param, "'cpu' or 'cuda'", device)
     return resolved
+
+
+def _check_gpu_here(resolved: Any, device: Any, param: str) -> None:
+    """The CUDA device ``resolved`` exists on this machine."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise fail(param, "'cpu' on this machine (torch sees no CUDA GPU)", device)
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise fail(param, f"a GPU index below {torch.cuda.device_count()}", device)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)

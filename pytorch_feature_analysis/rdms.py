@@ -31,6 +31,7 @@ from ._plan import (
     plan_analysis,
     plan_passes,
     transient_bytes,
+    workers_budget,
 )
 from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
 from ._time import check_time_axes, check_time_options, step_seconds, time_columns, time_steps
@@ -479,7 +480,9 @@ def get_rdms(
         are built on the workers (checked against the weights planned
         here), modules are sent to each worker once; a failed task, or one
         whose worker died, is retried twice. ``device`` is the device of
-        every worker. See the documentation page "Running a study on a
+        every worker, checked on the workers (the calling machine needs no
+        GPU), and ``max_memory=None`` plans for the worker with the least
+        memory free. See the documentation page "Running a study on a
         cluster".
     collect : bool, default True
         With a dataset ``out_fname``: return the whole frame (read from the
@@ -562,16 +565,16 @@ def get_rdms(
     >>> rdm_df.loc[0, ['model', 'layer_label', 'dissim_metric', 'activation_type', 'obj']].tolist()
     ['alexnet', ('original_rgb', 0), 'corr', 'unit_level', 'obj001']
     """
-    call = _plan_call(dict(locals()))
-    if dry_run:
-        return _summary(call)
-    check_int(num_cores, "num_cores", minimum=1)
-    collect = check_bool(collect, "collect")
-    client, opened = _client_of(client, call)
-    if verbose:
-        for line in _plan_lines(call) + ([describe_stale(call.stale)] if call.stale else []):
-            tqdm.write(line)
+    client, opened = _client_of(client, out_fname)
     try:
+        call = _plan_call(dict(locals()), client)
+        if dry_run:
+            return _summary(call)
+        check_int(num_cores, "num_cores", minimum=1)
+        collect = check_bool(collect, "collect")
+        if verbose:
+            for line in _plan_lines(call) + ([describe_stale(call.stale)] if call.stale else []):
+                tqdm.write(line)
         if call.target is not None:
             return run_on_dataset(call, _image_set_rdms, client, num_cores, verbose, collect)
         return _run(call, out_fname, num_cores, verbose, append, matrix_storage)
@@ -580,13 +583,14 @@ def get_rdms(
             client.close()
 
 
-def _client_of(client: Any, call: _Call) -> tuple[Any, bool]:
+def _client_of(client: Any, out_fname: Any) -> tuple[Any, bool]:
     """The Dask client to run on (None: here) and whether it was opened here."""
-    if client is False or (client is None and call.target is None):
+    dataset = out_fname is not None and is_dataset_path(out_fname)
+    if client is False or (client is None and not dataset):
         return None, False
     if client is None:
         return active_client(), False
-    if call.target is None:
+    if not dataset:
         raise fail("client", "None unless out_fname is a dataset folder (a path ending in "
                    "'/'), which the workers write to", client)
     return connect_client(client)
@@ -633,8 +637,12 @@ class _Call:
     descriptions: dict | None = None
 
 
-def _plan_call(args: dict) -> _Call:
-    """Check every argument of get_rdms (``args``), plan models, layers and passes; run nothing."""
+def _plan_call(args: dict, client: Any = None) -> _Call:
+    """Check every argument of get_rdms (``args``), plan models, layers and passes; run nothing.
+
+    With a Dask ``client``, the device and the memory budget are those of
+    the cluster's workers.
+    """
     image_sets = _check_image_sets(args["image_sets"])
     settings = dict(
         metrics=resolve_metrics(args["dissim_metrics"], param_name="dissim_metrics",
@@ -663,7 +671,8 @@ def _plan_call(args: dict) -> _Call:
         raise fail("matrix_storage", "'float64' unless out_fname is a parquet file or a dataset",
                    storage)
     extraction = check_extraction(args["batch_size"], args["device"], args["transform"],
-                                  args["max_memory"], args["verbose"])
+                                  args["max_memory"], args["verbose"],
+                                  device_here=client is None)
     plan = plan_analysis(args["models_dict"], args["which_layers"],
                          next(iter(image_sets[0][1].values())), extraction)
     for model_plan in plan.models.values():
@@ -686,7 +695,8 @@ def _plan_call(args: dict) -> _Call:
     if not dataset:
         done = {identity_of(row) for row in existing.to_dict("records")} \
             if existing is not None else set()
-    settings["budget"] = extraction.budget()
+    settings["budget"] = extraction.budget() if client is None else workers_budget(client,
+                                                                                   extraction)
     return _Call(plan, image_sets, _TaskPlan(image_sets, plan, done, settings), existing,
                  fingerprints, stale, settings["budget"], target,
                  model_descriptions(args["models_dict"]))

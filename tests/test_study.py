@@ -215,7 +215,14 @@ def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, tmp_path, m
         worker_dashboard_address=None,
     ) as cluster, distributed.Client(cluster) as client:
         frame = pfa.get_rdms(image_sets, described(), f"{folder}/", client=client, **KWARGS)
+        client.wait_for_workers(2)  # the killed worker's replacement
         workers = client.run(os.getpid)
+        if not torch.cuda.is_available():  # the workers check the device, naming themselves
+            with pytest.raises(InvalidInputError, match=r"'device'.*every worker.*'cuda' \(the "
+                               r"workers \['tcp://[^']+'(, 'tcp://[^']+')*\] have none\)"):
+                pfa.get_rdms(image_sets, described(), f"{tmp_path}/gpu/", client=client,
+                             device="cuda", **KWARGS)
+            assert not (tmp_path / "gpu").exists()
     assert_frames_identical(frame, reference)
     assert_frames_identical(by_identity(pfa.load_frame(folder)), by_identity(reference))
     assert len(workers) == 2 and os.getpid() not in workers.values()
@@ -235,6 +242,34 @@ def test_an_unreachable_scheduler_is_an_error_and_writes_nothing(image_sets, tmp
     with pytest.raises(InvalidInputError, match=r"'client'.*None unless out_fname is a dataset"):
         pfa.get_rdms(image_sets, described(), tmp_path / "x.parquet", client="tcp://h:1",
                      **KWARGS)
+
+
+class FakeClient:
+    """Answers ``run`` with given per-worker results (as ``Client.run`` does)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def run(self, func, *args):
+        return dict(self.answers)
+
+
+def test_the_memory_budget_of_a_cluster_is_its_smallest_workers():
+    from pytorch_feature_analysis import _plan
+
+    extraction = _plan.check_extraction(8, "cpu", None, None, False)
+    workers = FakeClient({"tcp://a:1": 6_000_000_000, "tcp://b:1": 2_500_000_000})
+    assert _plan.workers_budget(workers, extraction) == 2_500_000_000
+    bounded = _plan.check_extraction(8, "cpu", None, "1GB", False)
+    assert _plan.workers_budget(workers, bounded) == 1_000_000_000
+    here = _plan._budget_here("cpu")
+    assert here == _plan.default_budget(torch.device("cpu")) > 0
+    if not torch.cuda.is_available():
+        assert _plan._budget_here("cuda") is None
+    with pytest.raises(InvalidInputError, match=r"\(the workers \['tcp://b:1'\] have none\)"):
+        _plan.workers_budget(FakeClient({"tcp://a:1": 10, "tcp://b:1": None}), extraction)
+    with pytest.raises(InvalidInputError, match=r"a cluster with at least one worker"):
+        _plan.workers_budget(FakeClient({}), extraction)
 
 
 def test_a_model_built_differently_on_a_worker_is_refused():
