@@ -88,6 +88,14 @@ def test_other_readers_see_the_same_rows(dataset):
     assert sorted(set(table.column("model").to_pylist())) == ["alexnet", "vgg/11"]
     dd = pytest.importorskip("dask.dataframe")
     assert sorted(dd.read_parquet(folder)["obj"].compute()) == sorted(frame["obj"])
+    pl = pytest.importorskip("polars")
+    lazy = pl.scan_parquet(f"{folder}/**/*.parquet", hive_partitioning=True)
+    fc1 = lazy.filter(pl.col("layer") == "fc1").select("model", "obj", "perm", "matrix").collect()
+    assert len(fc1) == (frame["layer"] == "fc1").sum()
+    for model, obj, perm, matrix in fc1.iter_rows():
+        same = frame[(frame["layer"] == "fc1") & (frame["model"] == model) & (frame["obj"] == obj)
+                     & (frame["perm"].astype(str) == perm)]
+        np.testing.assert_array_equal(np.array(matrix), same["matrix"].iloc[0])
 
 
 def test_combine_frames_reads_datasets_and_files(dataset, tmp_path):
