@@ -132,7 +132,8 @@ def frame_of_types():
     upper = np.triu(np.random.default_rng(0).random((4, 3, 3)), 1)
     return pd.DataFrame({
         "layer": ["conv1", "conv1", "fc1", "fc1"], "obj": ["cat", "dog", "cat", "dog"],
-        "perm": ["orig_data", 1, "orig_data", 2], "layer_label": [("conv1", 1)] * 2 + [("fc1", 2)] * 2,
+        "perm": ["orig_data", 1, "orig_data", 2],
+        "layer_label": [("conv1", 1)] * 2 + [("fc1", 2)] * 2,
         "entry_labels": [({"color": "red"},)] * 4, "matrix": list(upper + upper.transpose(0, 2, 1)),
     })
 
