@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
+from ._arrow_codec import frame_to_table, table_to_frame
 from ._contract import RDM_COLUMNS, permutation, rdm_cells, scrambled
 from ._fingerprint import callable_fingerprint, images_fingerprint, weights_fingerprint
 from ._plan import (
@@ -467,7 +468,8 @@ def get_rdms(
         How ``out_fname`` stores the matrices (see
         :func:`~pytorch_feature_analysis.save_frame`): whole, or their upper
         triangle in float32 (about a quarter of the bytes; the matrices read
-        back as ``n x n`` float64 within float32 rounding).
+        back as ``n x n`` float64 within float32 rounding, and the frame
+        returned holds them as the file does, flagged in its ``attrs``).
     client : None, dask.distributed.Client or str, default None
         Run the image sets x models on the workers of a Dask cluster: a
         ``Client``, or the address of its scheduler (e.g.
@@ -894,7 +896,10 @@ def _run(call: _Call, out_fname: Any, num_cores: int, verbose: bool, append: boo
                 bar.update(1)
     finally:
         checkpoint.close(force=not call.tasks or bool(call.stale) or not append)
-    return store.frame()
+    if matrix_storage == "float64":
+        return store.frame()
+    # as the file holds them: rounded to float32, and flagged
+    return table_to_frame(frame_to_table(store.frame(), ("matrix",)))
 
 
 @public

@@ -171,6 +171,10 @@ def test_condensed_storage_of_a_study(image_sets, serial, tmp_path):
     assert_frames_identical(small.drop(columns="matrix"), full.drop(columns="matrix"))
     kept = pfa.load_frame(tmp_path / "full.parquet")
     assert_frames_identical(kept, serial)
+    one_file = pfa.get_rdms(image_sets, described(), tmp_path / "small.parquet",
+                            matrix_storage="condensed_float32", **KWARGS)
+    assert_frames_identical(one_file, small)  # returned as the file holds it
+    assert_frames_identical(pfa.load_frame(tmp_path / "small.parquet"), small)
     with pytest.raises(InvalidInputError, match=r"'matrix_storage'.*parquet file or a dataset"):
         pfa.get_rdms(image_sets, described(), tmp_path / "x.p",
                      matrix_storage="condensed_float32", **KWARGS)
