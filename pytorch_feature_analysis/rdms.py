@@ -384,7 +384,11 @@ def get_rdms(
         removed and recomputed, as ``on_change`` says). Read it with
         :func:`~pytorch_feature_analysis.load_frame` (filters and columns),
         DuckDB (``read_parquet('<folder>/**/*.parquet')``), pyarrow or
-        ``dask.dataframe``.
+        ``dask.dataframe``. The folder may be a URL of a file system fsspec
+        knows, such as an object store (``'s3://bucket/study_rdms/'``,
+        ``'gcs://...'``; see :doc:`/cluster`): there each
+        part is stored in one upload, which leaves no part until it is
+        complete. A URL must be a dataset folder (ending in ``'/'``).
     rdm_name : str, default 'default_name'
         Stored in the ``df_name`` column.
     which_layers : None, str, tuple, list or dict, optional
