@@ -24,6 +24,18 @@ half-written file behind. The temporary files of a killed process are removed
 by the next write to the same target. :func:`file_lock` lets concurrent
 processes take turns at a read-merge-write of one file.
 
+Paths may also be URLs of any file system `fsspec
+<https://filesystem-spec.readthedocs.io>`_ knows -- an object store such as
+``'s3://bucket/study/rdms.parquet'`` or ``'gcs://...'`` (with ``s3fs`` or
+``gcsfs`` installed), ``'memory://...'``, or ``'file:///absolute/path'`` (a
+local path) -- for files and datasets alike; fsspec comes with the ``dask``
+extra (``pip install "pytorch_feature_analysis[dask]"``) and is needed only
+for URLs. Credentials come from fsspec's configuration and the file
+system's own (environment variables, config files). An object store has no
+rename: a file there is written into memory and stored in one upload, which
+the store shows whole or not at all, so a killed write leaves nothing under
+its name either. :func:`file_lock` needs a local or shared file system.
+
 RDM frames hold arrays, tuples and dicts: keep them in parquet (or pickle).
 CSV is for flat frames only, and saving a frame with such values to csv is an
 error.
@@ -150,6 +162,8 @@ def save_frame(df, path, *, matrix_storage="float64"):
         The frame to save (not modified).
     path : str or os.PathLike
         Target file; its extension picks the format (see :func:`frame_format`).
+        A URL (``'s3://bucket/rdms.parquet'``, ...) writes to that file
+        system through fsspec, in one upload (see the module documentation).
     matrix_storage : {'float64', 'condensed_float32'}, default 'float64'
         How a parquet file stores the ``matrix`` column: each matrix whole,
         or (``'condensed_float32'``) its upper triangle in float32, about a
@@ -159,8 +173,9 @@ def save_frame(df, path, *, matrix_storage="float64"):
 
     Returns
     -------
-    pathlib.Path
-        The path written.
+    pathlib.Path or str
+        The path written (the URL itself for a URL of a file system other
+        than the local one).
 
     Raises
     ------
@@ -222,7 +237,9 @@ def load_frame(path, allow_pickle=False, *, filters=None, columns=None):
         of parquet parts (e.g. written by
         :func:`~pytorch_feature_analysis.get_rdms` to ``'study_rdms/'``),
         possibly in hive-style subfolders ``model=<name>/``. Files and
-        folders whose name starts with ``.`` or ``_`` are not parts.
+        folders whose name starts with ``.`` or ``_`` are not parts. Either
+        may be a URL of a file system fsspec knows (e.g.
+        ``'s3://bucket/study_rdms/'``; see the module documentation).
     allow_pickle : bool, default False
         Read a pickle file. Reading a pickle can run any code it holds: pass
         ``True`` only for files you trust (as for :func:`numpy.load`).
@@ -315,7 +332,7 @@ def combine_frames(paths, keys=(), allow_pickle=False):
         ``.p``, ``.pkl``, ``.pickle`` files with ``allow_pickle=True``, in
         sorted order; a folder holding only subfolders of parquet parts is
         read as one dataset) or a list of file paths and dataset folders
-        (see :func:`load_frame`).
+        (see :func:`load_frame`); any of them may be a URL.
     keys : str or sequence of str, default ()
         If given, only files whose name contains at least one of these
         substrings are used.

@@ -281,13 +281,16 @@ def get_meta_rdms(
         ``'study_rdms/'``): it is read one group at a time, each group's
         RDMs with a filter on its grouping variables pushed down to the
         parquet parts, so memory holds the RDMs of one group (and one small
-        row per RDM, without its matrix) rather than the whole study.
+        row per RDM, without its matrix) rather than the whole study. The
+        folder may be a URL of a file system fsspec knows (e.g.
+        ``'s3://bucket/study_rdms/'``, see :doc:`/cluster`).
     out_fname : str, os.PathLike or None
         Where to save the result (:func:`save_frame`: parquet, pickle or csv
         by extension); ``None`` to not save. A path ending in ``'/'`` (or an
         existing folder) is a dataset: one parquet part per group,
         ``part-<group number>.parquet``, written as each group is done
-        (parts an earlier call left there are removed first).
+        (parts an earlier call left there are removed first). Files and
+        folders may be URLs, as ``rdm_df``.
     entry_variables : str or list of str
         Columns whose values name the entries of each meta-RDM.
     entry_var_subsets : list of (str, 'all' or list), default [('all', 'all')]
