@@ -30,12 +30,17 @@ from ._validation import InvalidInputError, caller
 __all__ = ["is_url", "locate", "absolute", "same_place", "is_dir", "is_file", "exists",
            "join", "parquet_files", "files_in", "remove", "open_input", "put_whole", "arrow"]
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+(://|::)")
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]+"
+_URL = re.compile(rf"{_SCHEME}(?:::{_SCHEME})*://")
 _INSTALL = "pip install 'pytorch_feature_analysis[dask]' (or pip install fsspec)"
 
 
 def is_url(path: Any) -> bool:
-    """Whether ``path`` is a URL (``protocol://...``, or fsspec's chained ``a::b://...``)."""
+    """Whether ``path`` is a URL (``protocol://...``, or fsspec's chained ``a::b://...``).
+
+    Only strings are; path objects and local paths (``C:\\...``, ``a::b/c``)
+    never are.
+    """
     return isinstance(path, str) and _URL.match(path) is not None
 
 
