@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from .dissim import _average_ranks, _kendall_tau_a
+from .dissim import _average_ranks, _kendall_tau_a, sort_rows
 
 #: Every method the scoring functions accept.
 SCORE_METHODS = ("pearson", "spearman", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov")
@@ -236,7 +236,7 @@ def weighted_scores(models: torch.Tensor, targets: torch.Tensor, weights: torch.
 def _weighted_ranks(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(B, K, P) average ranks of the cells of (K, P) vectors repeated ``weights`` (B, P)
     times, centred on the mean rank."""
-    ordered, order = torch.sort(vectors, dim=1)
+    ordered, order = sort_rows(vectors)
     positions = torch.arange(vectors.shape[1], device=vectors.device).expand_as(order)
     new_run = torch.ones_like(ordered, dtype=torch.bool)
     new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]

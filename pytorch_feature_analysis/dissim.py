@@ -555,6 +555,19 @@ _GROUPS = {
 }
 
 
+def sort_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.sort(rows, dim=1)`` of a 2-D tensor: the sorted rows and the order.
+
+    On the CPU through numpy's vectorised argsort, several times faster than
+    torch's there; NaN sorts last in both.
+    """
+    if rows.device.type != "cpu":
+        return torch.sort(rows, dim=1)
+    values = rows.detach().numpy()
+    order = np.argsort(values, axis=1)
+    return torch.from_numpy(np.take_along_axis(values, order, axis=1)), torch.from_numpy(order)
+
+
 def _average_ranks(rows: torch.Tensor) -> torch.Tensor:
     """Average ranks (1-based, ties share their mean rank) within each row; NaN rows stay NaN.
 
@@ -566,7 +579,7 @@ def _average_ranks(rows: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(p, device=rows.device)
     block = max(1, _CHUNK_VALUES // p)
     for start in range(0, n, block):
-        ordered, order = torch.sort(rows[start : start + block], dim=1)
+        ordered, order = sort_rows(rows[start : start + block])
         new_run = torch.ones_like(ordered, dtype=torch.bool)
         new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
         ranks[start : start + block].scatter_(1, order, _sorted_ranks(new_run, positions, dtype))
@@ -1036,7 +1049,7 @@ def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
 
 def _dense_ranks(vectors: torch.Tensor) -> torch.Tensor:
     """0-based ranks within each row, equal values sharing one rank and no gaps."""
-    ordered, order = torch.sort(vectors, dim=1)
+    ordered, order = sort_rows(vectors)
     steps = torch.ones_like(order)
     steps[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     return torch.empty_like(order).scatter_(1, order, torch.cumsum(steps, dim=1) - 1)
