@@ -1038,11 +1038,12 @@ def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
     """
     low, high = torch.aminmax(vectors, dim=1)
     if center:
-        vectors = vectors - vectors.mean(dim=1, keepdim=True)
+        unit = vectors - vectors.mean(dim=1, keepdim=True)
         degenerate = low == high
     else:
+        unit = vectors.clone()
         degenerate = (low == 0) & (high == 0)
-    unit = _unit_rows(vectors)
+    unit.div_(torch.linalg.vector_norm(unit, dim=1, keepdim=True))
     unit[degenerate] = math.nan
     return unit
 
