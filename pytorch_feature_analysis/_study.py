@@ -180,7 +180,8 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
         results = _on_cluster(call, client, calls)
     with tqdm(total=len(call.tasks), disable=not verbose or len(call.tasks) < 2, desc="RDMs",
               unit="set x model") as bar:
-        for _ in results:
+        for path in results:
+            _check_visible(path, target.folder)
             bar.update(1)
     if not collect:
         return None
@@ -191,6 +192,17 @@ def run_on_dataset(call: Any, compute: Callable, client: Any, num_cores: int, ve
     if STORAGE_KEY in stored.attrs:
         frame.attrs[STORAGE_KEY] = stored.attrs[STORAGE_KEY]
     return frame
+
+
+def _check_visible(path: str, folder: Any) -> None:
+    """The part a worker wrote must be seen here: workers and caller share the folder."""
+    if not exists(path):
+        raise problem(
+            f"the part {path!r} that a worker wrote is not in the dataset {os.fspath(folder)!r} "
+            "as this process sees it: give out_fname as a folder every worker and this process "
+            "share (a shared file system mounted at the same path, or an object store's URL; "
+            "a 'memory://' URL belongs to one process: use it with num_cores=1 and no client)."
+        )
 
 
 def _on_cluster(call: Any, client: Any, calls: Iterable[dict]) -> Any:

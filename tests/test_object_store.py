@@ -228,3 +228,11 @@ def test_urls_without_fsspec_name_the_extra_and_local_paths_need_none(tmp_path, 
     with pytest.raises(InvalidInputError,
                        match=r"'memory://study/'.*needs fsspec.*pytorch_feature_analysis\[dask\]"):
         pfa.load_frame("memory://study/")
+
+
+@pytest.mark.filterwarnings("ignore:.*tasks have been successfully executed:UserWarning")
+def test_parts_other_processes_cannot_see_are_an_error(image_sets, store):
+    # each joblib process has its own memory:// store: the caller sees none of their parts
+    with pytest.raises(InvalidInputError, match=r"the part 'memory://.*/model=.*/part-.*"
+                                                r"not in the dataset .*shared"):
+        pfa.get_rdms(image_sets, models(), store, num_cores=2, **KWARGS)
