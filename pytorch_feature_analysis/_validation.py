@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import numbers
 import os
 import re
@@ -113,6 +114,70 @@ def check_int(
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise fail(param, expected, value)
     return value
+
+
+def check_number(
+    value: Any,
+    param: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    allow_none: bool = False,
+    allow_inf: bool = False,
+    what: str | None = None,
+) -> float | None:
+    """A real number (Python or numpy; never a bool, NaN or a string) within the bounds.
+
+    Returned as a float (``None`` as is when ``allow_none``). Infinite values
+    pass only with ``allow_inf``, and then only within the bounds. ``what``
+    says what the number means (e.g. ``'seconds'``) in the message.
+
+    Examples
+    --------
+    >>> check_number(2, 'fps', minimum=0, exclusive_minimum=True)
+    2.0
+    >>> check_number(0.5, 'decay', minimum=0, maximum=1, exclusive_maximum=True)
+    0.5
+    >>> try:
+    ...     check_number(True, 'dt', minimum=0, exclusive_minimum=True)
+    ... except InvalidInputError as error:
+    ...     print(error)
+    The 'dt' parameter of pytorch_feature_analysis must be a finite number > 0; got True instead.
+    """
+    if value is None and allow_none:
+        return None
+    expected = _number_expected(minimum, maximum, exclusive_minimum, exclusive_maximum,
+                                allow_inf)
+    expected = ("None or " if allow_none else "") + expected + (f" ({what})" if what else "")
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise fail(param, expected, value)
+    try:
+        number = float(value)
+    except OverflowError as error:
+        raise fail(param, expected, value) from error
+    below = minimum is not None and (
+        number < minimum or (exclusive_minimum and number == minimum))
+    above = maximum is not None and (
+        number > maximum or (exclusive_maximum and number == maximum))
+    if math.isnan(number) or (math.isinf(number) and not allow_inf) or below or above:
+        raise fail(param, expected, value)
+    return number
+
+
+def _number_expected(minimum: float | None, maximum: float | None, exclusive_minimum: bool,
+                     exclusive_maximum: bool, allow_inf: bool) -> str:
+    """What :func:`check_number` asks for: ``'a number in [0, 1)'``, ``'a finite number > 0'``."""
+    if minimum is not None and maximum is not None:
+        left, right = "(" if exclusive_minimum else "[", ")" if exclusive_maximum else "]"
+        return f"a number in {left}{minimum}, {maximum}{right}"
+    kind = "a number" if allow_inf else "a finite number"
+    if minimum is not None:
+        return f"{kind} {'>' if exclusive_minimum else '>='} {minimum}"
+    if maximum is not None:
+        return f"{kind} {'<' if exclusive_maximum else '<='} {maximum}"
+    return kind
 
 
 def check_bool(value: Any, param: str) -> bool:
