@@ -86,8 +86,13 @@ class LayerWork:
     positions: dict = field(default_factory=dict)  # {kernel set: (rows, cols)} of masked sets
     masked: dict = field(default_factory=dict)  # {(type, kernel set): float64 (entries, kept)}
     accumulators: dict = field(default_factory=dict)
-    time_steps: int | None = None  # time-resolved: the layer's time steps (its shape[1])
+    times: list = field(default_factory=lambda: [None])  # the RDMs' time steps (_time.time_steps)
     step_seconds: float | None = None  # seconds between two time steps, when known
+
+    @property
+    def time_steps(self) -> int | None:
+        """The layer's number of time steps when time-resolved, else None."""
+        return None if self.times == [None] else len(self.times)
 
     @property
     def channels(self) -> int:
@@ -232,13 +237,10 @@ class LayerWork:
             if local:
                 chosen = units if local == list(range(units.shape[1])) else units[:, local]
                 chosen = self._kept(chosen, name)
-                for time in self._times():
+                for time in self.times:
                     step = chosen if time is None else chosen[:, :, time]
                     self._accumulator("unit_level", name, metrics, time).add(
                         step.reshape(len(step), -1))
-
-    def _times(self) -> list:
-        return [None] if self.time_steps is None else list(range(self.time_steps))
 
     def finish(self) -> list[tuple]:
         """The finished RDMs: ``(activation_type, kernel_set_name, kernel_inds, metric, matrix,
@@ -251,7 +253,7 @@ class LayerWork:
             base = self.entries.append_combinations(values.cpu().numpy(), activation_type)
             stats = torch.from_numpy(base).to(self.device)
             for name, metrics in jobs:
-                for time in self._times():
+                for time in self.times:
                     chosen = self._statistics(activation_type, name, stats)
                     self._accumulator(activation_type, name, metrics, time).add(
                         chosen if time is None else chosen[:, :, time])

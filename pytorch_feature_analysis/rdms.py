@@ -243,10 +243,10 @@ def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: di
         if positions and timing["resolved"]:
             raise fail("kernel_sets", "no rows or columns with time_resolved=True",
                        sorted(positions), raw=True)
-        steps = shape[1] if timing["resolved"] else None
         seconds = step_seconds(model_plan, label, timing)
         works.append(LayerWork(label, shape, todo[label], entries, metrics, kernels, device,
-                               time_steps=steps, step_seconds=seconds,
+                               times=time_steps(model_plan, label, timing),
+                               step_seconds=seconds,
                                random_state=random_state, positions=positions))
     return works
 
