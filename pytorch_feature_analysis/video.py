@@ -35,7 +35,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import VideoClassification
 from torchvision.transforms import functional as F
 
-from ._validation import check_int, describe, fail, problem, public
+from ._validation import check_int, check_number, describe, fail, problem, public
 from .stimuli import _VIDEO_SUFFIXES, load_image
 
 __all__ = [
@@ -51,15 +51,6 @@ __all__ = [
 VIDEO_SUFFIXES = _VIDEO_SUFFIXES
 
 
-def _check_real(value: Any, param: str, *, positive: bool = False) -> float:
-    """A finite number (``positive``: also > 0) as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
-        np.isfinite(value) and (value > 0 or not positive)
-    ):
-        raise fail(param, "a positive number" if positive else "a finite number", value)
-    return float(value)
-
-
 def _visual_field(num_frames: int, height: int, width: int, fps: float,
                   pixels_per_degree: float, direction: float) -> tuple:
     """Frame times (s), pixel positions (deg) along ``direction``, the image radius (deg).
@@ -71,9 +62,9 @@ def _visual_field(num_frames: int, height: int, width: int, fps: float,
     num_frames = check_int(num_frames, "num_frames", minimum=1)
     height = check_int(height, "height", minimum=1)
     width = check_int(width, "width", minimum=1)
-    fps = _check_real(fps, "fps", positive=True)
-    ppd = _check_real(pixels_per_degree, "pixels_per_degree", positive=True)
-    angle = np.deg2rad(_check_real(direction, "direction"))
+    fps = check_number(fps, "fps", minimum=0, exclusive_minimum=True)
+    ppd = check_number(pixels_per_degree, "pixels_per_degree", minimum=0, exclusive_minimum=True)
+    angle = np.deg2rad(check_number(direction, "direction"))
     x = (np.arange(width) - (width - 1) / 2) / ppd
     y = -(np.arange(height) - (height - 1) / 2) / ppd
     along = np.cos(angle) * x[None, :] + np.sin(angle) * y[:, None]
@@ -141,12 +132,11 @@ def moving_grating(
     """
     times, along, _ = _visual_field(num_frames, height, width, fps, pixels_per_degree,
                                     direction)
-    frequency = _check_real(spatial_frequency, "spatial_frequency", positive=True)
-    contrast = _check_real(contrast, "contrast")
-    if not 0 <= contrast <= 1:
-        raise fail("contrast", "a number in [0, 1]", contrast)
-    shift = _check_real(speed, "speed") * times[:, None, None]
-    cycles = 2 * np.pi * frequency * (along[None] - shift) + _check_real(phase, "phase")
+    frequency = check_number(spatial_frequency, "spatial_frequency", minimum=0,
+                             exclusive_minimum=True)
+    contrast = check_number(contrast, "contrast", minimum=0, maximum=1)
+    shift = check_number(speed, "speed") * times[:, None, None]
+    cycles = 2 * np.pi * frequency * (along[None] - shift) + check_number(phase, "phase")
     return _as_rgb(0.5 + 0.5 * contrast * np.cos(cycles))
 
 
@@ -215,14 +205,13 @@ def moving_bar(
     """
     times, along, radius = _visual_field(num_frames, height, width, fps, pixels_per_degree,
                                          direction)
-    half = _check_real(bar_width, "bar_width", positive=True) / 2
-    speed = _check_real(speed, "speed")
-    smoothing = _check_real(temporal_smoothing, "temporal_smoothing")
-    if smoothing < 0:
-        raise fail("temporal_smoothing", "a number >= 0 (seconds)", temporal_smoothing)
+    half = check_number(bar_width, "bar_width", minimum=0, exclusive_minimum=True) / 2
+    speed = check_number(speed, "speed")
+    smoothing = check_number(temporal_smoothing, "temporal_smoothing", minimum=0,
+                             what="seconds")
     if start is None:
         start = -np.sign(speed or 1) * (radius + half)
-    centre = _check_real(start, "start") + speed * times[:, None, None]
+    centre = check_number(start, "start") + speed * times[:, None, None]
     offset = centre - along[None]
     if smoothing == 0 or speed == 0:
         return _as_rgb((np.abs(offset) <= half).astype(np.float64))
