@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._validation import check_int, fail, public
+from ._validation import check_int, check_number, fail, public
 
 __all__ = ["plot_5d_matshow", "plot_5d_time"]
 
@@ -151,9 +151,7 @@ def plot_5d_time(
     array = _five_d(activations, entry)
     num_examples = check_int(num_examples, "num_examples", minimum=0)
     random_state = check_int(random_state, "random_state", minimum=0)
-    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float))
-                            or not fps > 0):
-        raise fail("fps", "None or a positive number", fps)
+    fps = check_number(fps, "fps", minimum=0, exclusive_minimum=True, allow_none=True)
     units = np.moveaxis(array, 1, 0).reshape(array.shape[1], -1)  # (time, units)
     x = np.arange(array.shape[1]) / (fps or 1)
     fig = plt.figure(layout="constrained") if ax is None else ax.figure
