@@ -12,26 +12,20 @@ cover the input evenly, as strided temporal convolutions and pooling do).
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 from ._contract import TIME_COLUMNS
-from ._validation import check_bool, fail, problem
+from ._validation import check_bool, check_number, fail, problem
 
 
 def check_time_options(args: dict) -> dict:
     """``{'resolved': bool, 'frame_rate': float or None}`` from get_rdms' arguments."""
     resolved = check_bool(args.get("time_resolved", False), "time_resolved")
-    frame_rate = args.get("frame_rate")
-    if frame_rate is not None:
-        if isinstance(frame_rate, bool) or not isinstance(frame_rate, numbers.Real) or not (
-            0 < frame_rate < float("inf")
-        ):
-            raise fail("frame_rate", "None or a positive number (frames per second)", frame_rate)
-        if not resolved:
-            raise fail("frame_rate", "None unless time_resolved=True (it dates time steps)",
-                       frame_rate)
-        frame_rate = float(frame_rate)
+    frame_rate = check_number(args.get("frame_rate"), "frame_rate", minimum=0,
+                              exclusive_minimum=True, allow_none=True, what="frames per second")
+    if frame_rate is not None and not resolved:
+        raise fail("frame_rate", "None unless time_resolved=True (it dates time steps)",
+                   args["frame_rate"])
     return {"resolved": resolved, "frame_rate": frame_rate}
 
 
