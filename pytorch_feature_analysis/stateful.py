@@ -32,7 +32,7 @@ from torch import nn
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ._validation import check_int, fail, problem, public
+from ._validation import check_int, check_number, fail, problem, public
 from .activations import _Capture, full_float32, resolve_layers
 from .models import trace_layers
 
@@ -167,9 +167,7 @@ class LeakyIntegrator(StatefulModule):
 
     def __init__(self, decay: float) -> None:
         super().__init__()
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
-            raise fail("decay", "a number in [0, 1)", decay)
-        self.decay = float(decay)
+        self.decay = check_number(decay, "decay", minimum=0, maximum=1, exclusive_maximum=True)
         self.register_state("last")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
