@@ -31,7 +31,7 @@ from ._validation import (
     fail,
     parse_memory,
 )
-from .activations import _Capture, model_layers, resolve_layers
+from .activations import LayerCapture, model_layers, resolve_layers
 from .stimuli import preprocess_images
 
 METRICS = ("mean", "max")
@@ -216,7 +216,7 @@ def layer_output(model: nn.Module, book: dict, label: tuple, pixels: torch.Tenso
         found.append(output.clone())
         raise _Reached
 
-    with _Capture(model, book, [label], sink):
+    with LayerCapture(model, book, [label], sink):
         try:
             model(pixels)
         except _Reached:

@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._validation import check_int, check_number, fail, problem, public
-from .activations import _Capture, full_float32, resolve_layers
+from .activations import LayerCapture, full_float32, resolve_layers
 from .models import trace_layers
 
 __all__ = [
@@ -319,7 +319,7 @@ def run_in_chunks(
         pieces[label].append(output.detach().to("cpu", torch.float32, copy=True).numpy())
 
     starts = range(0, x.shape[2], dt)
-    with full_float32(), _Capture(model, book, chosen, sink) as capture:
+    with full_float32(), LayerCapture(model, book, chosen, sink) as capture:
         for start in tqdm(starts, disable=not verbose, desc="chunks", unit="chunk"):
             capture.run(model, x[:, :, start : start + dt])
     return OrderedDict((label, np.concatenate(pieces[label], axis=2)) for label in chosen)

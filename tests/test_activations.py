@@ -395,6 +395,6 @@ def test_max_memory_refuses_a_result_that_does_not_fit_before_any_pass(monkeypat
     needed = 2 * (64 * 55 * 55 + 1000) * 4  # conv1 and fc3 of two images, float32
     acts = pfa.get_activations(images, model, ["conv1", "fc3"], max_memory=needed, verbose=False)
     assert sum(array.nbytes for array in acts.values()) == needed
-    monkeypatch.setattr(activations._Capture, "run", lambda *a: pytest.fail("a pass ran"))
+    monkeypatch.setattr(activations.LayerCapture, "run", lambda *a: pytest.fail("a pass ran"))
     with pytest.raises(pfa.InvalidInputError, match=rf"max_memory.*get_activations.*{needed}"):
         pfa.get_activations(images, model, ["conv1", "fc3"], max_memory=needed - 1, verbose=False)

@@ -147,14 +147,14 @@ def test_dry_run_predicts_without_running(alexnet, image_sets, monkeypatch):
 
 def test_tf32_settings_are_restored_and_off_during_the_forward_pass(alexnet, image_sets, monkeypatch):
     seen = []
-    real = pfa.activations._Capture.run
+    real = pfa.activations.LayerCapture.run
 
     def spy(self, model, batch):
         seen.append((torch.backends.cudnn.conv.fp32_precision,
                      torch.backends.cuda.matmul.fp32_precision))
         return real(self, model, batch)
 
-    monkeypatch.setattr(pfa.activations._Capture, "run", spy)
+    monkeypatch.setattr(pfa.activations.LayerCapture, "run", spy)
     before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
     pfa.get_rdms(image_sets[:1], {"alexnet": alexnet}, None, which_layers=["fc3"],
                  transform=SMALL, verbose=False)
