@@ -11,11 +11,12 @@ names the dimension, so a projected row is never mistaken for an exact one.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
+from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from ._contract import stable_seed
@@ -34,38 +35,64 @@ def layer_seed(random_state: int, label: tuple, n_features: int, dims: int) -> i
     return stable_seed(random_state, ("srp", tuple(label), n_features, dims))
 
 
-@functools.lru_cache(maxsize=16)
 def _entries(n_features: int, dims: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Rows, columns and values of the non-zero entries, column by column."""
+    """Rows, columns and values of the non-zero entries, in row-major order.
+
+    Every entry is non-zero with probability ``1 / s`` on its own, so the gaps
+    between the non-zero positions of the flattened matrix are geometric: the
+    positions are drawn as their cumulative sums, without a loop over columns.
+    """
     rng = np.random.default_rng(seed)
     density = 1 / math.sqrt(n_features)
-    counts = rng.binomial(n_features, density, size=dims)
-    rows = np.concatenate([rng.choice(n_features, size=c, replace=False) for c in counts])
-    cols = np.repeat(np.arange(dims), counts)
-    values = np.where(rng.random(len(rows)) < 0.5, -1.0, 1.0) / math.sqrt(density * dims)
+    positions = _success_positions(rng, n_features * dims, density)
+    rows, cols = np.divmod(positions, dims)
+    values = np.where(rng.random(len(positions)) < 0.5, -1.0, 1.0) / math.sqrt(density * dims)
     return rows, cols, values
 
 
-def projection_matrix(n_features: int, dims: int, seed: int) -> torch.Tensor:
-    """The ``(n_features, dims)`` projection as a sparse float64 COO tensor."""
-    rows, cols, values = _entries(n_features, dims, seed)
-    index = torch.as_tensor(np.stack([rows, cols]))
-    return torch.sparse_coo_tensor(index, torch.as_tensor(values), (n_features, dims),
-                                   check_invariants=True).coalesce()
+def _success_positions(rng: np.random.Generator, size: int, p: float) -> np.ndarray:
+    """The positions of the successes of ``size`` Bernoulli(``p``) trials, in order."""
+    expected = size * p
+    batch = int(expected + 8 * math.sqrt(expected) + 64)  # rarely too few: then draw on
+    found, last = [], -1
+    while last < size:
+        positions = last + np.cumsum(rng.geometric(p, size=batch))
+        found.append(positions[positions < size])
+        last = int(positions[-1])
+    return np.concatenate(found)
 
 
-def projection_rows(matrix: torch.Tensor, start: int, stop: int,
-                    device: torch.device) -> torch.Tensor:
-    """Rows ``start:stop`` of ``matrix``, transposed: a sparse ``(dims, stop - start)`` tensor."""
-    rows, cols = matrix.indices()
-    keep = (rows >= start) & (rows < stop)
-    index = torch.stack([cols[keep], rows[keep] - start])
-    shape = (matrix.shape[1], stop - start)
-    return torch.sparse_coo_tensor(index, matrix.values()[keep], shape,
-                                   check_invariants=True).coalesce().to(device)
+class Projection:
+    """One layer's seeded ``(n_features, dims)`` projection, one compressed row per unit.
+
+    :meth:`rows` gives the rows of a slice of units (a pass over some
+    channels) in the form :func:`project` applies on the device: a scipy
+    CSR matrix on the CPU (scipy's sparse products are many times faster
+    than torch's there), a sparse torch tensor elsewhere.
+    """
+
+    def __init__(self, n_features: int, dims: int, seed: int):
+        rows, self.cols, self.values = _entries(n_features, dims, seed)
+        self.row_starts = np.searchsorted(rows, np.arange(n_features + 1))
+        self.shape = (n_features, dims)
+
+    def rows(self, start: int, stop: int, device: torch.device) -> Any:
+        """Rows ``start:stop``, ready for :func:`project` on ``device``."""
+        first, last = self.row_starts[start], self.row_starts[stop]
+        starts = self.row_starts[start : stop + 1] - first
+        cols, values = self.cols[first:last], self.values[first:last]
+        if device.type == "cpu":
+            return scipy.sparse.csr_matrix((values, cols, starts),
+                                           shape=(stop - start, self.shape[1]))
+        units = np.repeat(np.arange(stop - start), np.diff(starts))
+        index = torch.as_tensor(np.stack([cols, units]))
+        return torch.sparse_coo_tensor(index, torch.as_tensor(values), (self.shape[1], stop - start),
+                                       check_invariants=True).coalesce().to(device)
 
 
-def project(values: torch.Tensor, transposed: torch.Tensor) -> torch.Tensor:
-    """Float64 ``(n, dims)`` projections of ``(n, ...)`` values by a transposed projection."""
+def project(values: torch.Tensor, rows: Any) -> torch.Tensor:
+    """Float64 ``(n, dims)`` projections of ``(n, ...)`` values by :meth:`Projection.rows`."""
     flat = values.reshape(len(values), -1).to(torch.float64)
-    return torch.sparse.mm(transposed, flat.T).T
+    if isinstance(rows, torch.Tensor):
+        return torch.sparse.mm(rows, flat.T).T
+    return torch.from_numpy(np.ascontiguousarray((rows.T @ flat.numpy().T).T))

@@ -82,6 +82,7 @@ class LayerWork:
     means: torch.Tensor | None = None
     pools: dict = field(default_factory=dict)  # {pooling type: float64 (n, channels[, time])}
     projections: dict = field(default_factory=dict)  # {'srp_<k>': float64 (n, k)}
+    projectors: dict = field(default_factory=dict)  # {'srp_<k>': _projection.Projection}
     random_state: int = 0  # seeds the sparse random projections
     positions: dict = field(default_factory=dict)  # {kernel set: (rows, cols)} of masked sets
     masked: dict = field(default_factory=dict)  # {(type, kernel set): float64 (entries, kept)}
@@ -199,7 +200,8 @@ class LayerWork:
         return sorted(kinds)
 
     def _projection_bytes(self, kind: str) -> int:
-        """The projections of every image and the sparse matrix (index and value per entry)."""
+        """The projections of every image and the sparse matrix (column and value per entry,
+        and a slice's copy of them)."""
         dims, units = _projection.projection_dims(kind), self.channels * math.prod(self.shape[1:])
         return len(self.entries.images) * dims * FLOAT64 + int(dims * math.sqrt(units)) * 24
 
@@ -211,11 +213,12 @@ class LayerWork:
             if kind not in self.projections:
                 self.projections[kind] = torch.zeros((len(self.entries.images), dims),
                                                      dtype=torch.float64, device=self.device)
-            units = self.channels * spatial
-            seed = _projection.layer_seed(self.random_state, self.label, units, dims)
-            matrix = _projection.projection_matrix(units, dims, seed)
-            targets[kind] = (self.projections[kind], _projection.projection_rows(
-                matrix, piece.start * spatial, piece.stop * spatial, self.device))
+            if kind not in self.projectors:  # built once per layer, for all its passes
+                units = self.channels * spatial
+                seed = _projection.layer_seed(self.random_state, self.label, units, dims)
+                self.projectors[kind] = _projection.Projection(units, dims, seed)
+            targets[kind] = (self.projections[kind], self.projectors[kind].rows(
+                piece.start * spatial, piece.stop * spatial, self.device))
         return targets
 
     def add_units(self, piece: Piece, units: torch.Tensor) -> None:
@@ -266,6 +269,7 @@ class LayerWork:
         self.means = None
         self.pools = {}
         self.projections = {}
+        self.projectors = {}
         self.masked = {}
         return finished
 
