@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._interpret_core import Target, batches, layer_output, unit_values
-from ._validation import check_choice, check_int, check_random_state, fail
+from ._validation import check_choice, check_int, check_number, check_random_state, fail
 
 METHODS = ("saliency", "guided_saliency", "smooth_saliency", "occlusion", "occlusion_pixels",
            "activation")
@@ -72,14 +72,6 @@ def check_pair(value: Any, param: str) -> tuple:
     return int(pair[0]), int(pair[1])
 
 
-def _number(value: Any, param: str, low: float, high: float | None = None) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or value < low or (high is not None and value > high):
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise fail(param, f"a number {bounds}", value)
-    return float(value)
-
-
 def map_options(metric: str, window: Any, stride: Any, baseline: Any, interpolation: Any,
                 threshold: Any, n_samples: Any, noise_level: Any, random_state: Any,
                 batch_size: Any) -> MapOptions:
@@ -88,11 +80,11 @@ def map_options(metric: str, window: Any, stride: Any, baseline: Any, interpolat
         metric=metric,
         window=check_pair(window, "window"),
         stride=check_pair(stride, "stride"),
-        baseline=_number(baseline, "baseline", -np.inf),
+        baseline=check_number(baseline, "baseline"),
         interpolation=check_choice(interpolation, "interpolation", INTERPOLATIONS),
-        threshold=None if threshold is None else _number(threshold, "threshold", 0.0, 1.0),
+        threshold=check_number(threshold, "threshold", minimum=0, maximum=1, allow_none=True),
         n_samples=check_int(n_samples, "n_samples", minimum=1),
-        noise_level=_number(noise_level, "noise_level", 0.0),
+        noise_level=check_number(noise_level, "noise_level", minimum=0),
         random_state=check_random_state(random_state),
         batch_size=check_int(batch_size, "batch_size", minimum=1),
     )
