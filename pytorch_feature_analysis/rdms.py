@@ -492,9 +492,10 @@ def get_rdms(
         cluster".
     collect : bool, default True
         With a dataset ``out_fname``: return the whole frame (read from the
-        dataset), or ``None`` with ``collect=False``: this process then holds
-        the plan of the study (some kB per image set x model) but never its
-        RDMs, which stay in the parts written by the workers.
+        dataset), or ``None`` with ``collect=False``: this process then never
+        holds the study's RDMs, which stay in the parts written by the
+        workers, and plans each image set x model as it runs (its memory
+        stays flat as the study grows).
     activation_types : sequence of str, default ('unit_level', 'feature_means')
         The patterns RDMs are made of: ``'unit_level'`` (every unit),
         ``'feature_means'``, ``'max_pool'``, ``'median_pool'``, ``'l1_pool'``,
