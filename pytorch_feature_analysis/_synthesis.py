@@ -23,7 +23,8 @@ from ._interpret_core import (
     target_columns,
     unit_values,
 )
-from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
+from ._validation import (check_bool, check_choice, check_int, check_number, check_random_state,
+                          public)
 
 __all__ = ["synthesize_images"]
 
@@ -61,17 +62,6 @@ def _fourier(gradient: torch.Tensor, factor: float) -> torch.Tensor:
 
 def _smooth(gradient: torch.Tensor, how: str, amount: float) -> torch.Tensor:
     return _blur(gradient, amount) if how == "gaussian" else _fourier(gradient, amount)
-
-
-def _positive(value: Any, param: str, what: str, *, zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero):
-        raise fail(param, f"a number {'>=' if zero else '>'} 0 ({what})", value)
-    return float(value)
-
-
-def _sigma(value: Any, param: str) -> float | None:
-    return None if value is None else _positive(value, param, "a Gaussian's sigma in pixels")
 
 
 def _start(init_image: Any, size: tuple, transform: Any, dtype: torch.dtype,
@@ -236,13 +226,17 @@ def _settings(n_iter, lr, regularization, regularization_weight, precondition,
     """The checked options of the ascent (they also go into the frame's ``params``)."""
     return {
         "n_iter": check_int(n_iter, "n_iter", minimum=0),
-        "lr": _positive(lr, "lr", "Adam's learning rate"),
+        "lr": check_number(lr, "lr", minimum=0, exclusive_minimum=True,
+                           what="Adam's learning rate"),
         "regularization": check_choice(regularization, "regularization", REGULARIZATIONS),
-        "regularization_weight": _positive(regularization_weight, "regularization_weight",
-                                           "the penalty's weight", zero=True),
-        "precondition": _sigma(precondition, "precondition"),
-        "smooth_gradient": None if smooth_gradient is None else _positive(
-            smooth_gradient, "smooth_gradient", "a Gaussian's sigma or a Fourier exponent"),
+        "regularization_weight": check_number(regularization_weight, "regularization_weight",
+                                              minimum=0, what="the penalty's weight"),
+        "precondition": check_number(precondition, "precondition", minimum=0,
+                                     exclusive_minimum=True, allow_none=True,
+                                     what="a Gaussian's sigma in pixels"),
+        "smooth_gradient": check_number(smooth_gradient, "smooth_gradient", minimum=0,
+                                        exclusive_minimum=True, allow_none=True,
+                                        what="a Gaussian's sigma or a Fourier exponent"),
         "smoothing": check_choice(smoothing, "smoothing", SMOOTHINGS),
         "snapshot_every": None if snapshot_every is None else check_int(
             snapshot_every, "snapshot_every", minimum=1),
