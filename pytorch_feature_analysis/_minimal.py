@@ -29,7 +29,8 @@ from ._interpret_core import (
     target_columns,
     unit_values,
 )
-from ._validation import check_bool, check_choice, check_int, check_random_state, fail, public
+from ._validation import (check_bool, check_choice, check_int, check_number, check_random_state,
+                          fail, public)
 from .stimuli import load_image
 
 __all__ = ["minimal_parcel_images", "minimal_component_images"]
@@ -103,10 +104,10 @@ def components(image: np.ndarray, method: str, n_components: int | None,
 
 
 def _criterion(value: Any) -> str | float:
-    if value == "max" or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                          and 0 < value <= 1):
+    if isinstance(value, str) and value == "max":
         return value
-    raise fail("criterion", "'max' or a fraction in (0, 1]", value)
+    return check_number(value, "criterion", minimum=0, maximum=1, exclusive_minimum=True,
+                        what="a fraction, or 'max'")
 
 
 def _activations(pictures: list, model, book, label, targets, metric, transform, batch_size,
