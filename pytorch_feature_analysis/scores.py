@@ -26,8 +26,8 @@ from ._contract import check_rdm_frame
 from ._evaluation import (Evaluation, Options, aligned_targets, condition_variances,
                           described_columns, evaluations, target_groups)
 from ._rdm_scores import SCORE_METHODS
-from ._validation import (check_choice, check_device, check_int, check_random_state, fail,
-                          problem, public)
+from ._validation import (check_choice, check_device, check_int, check_number,
+                          check_random_state, fail, problem, public)
 
 __all__ = ["SCORE_METHODS", "compare_to_targets", "noise_ceiling", "compare_models"]
 
@@ -66,9 +66,8 @@ def _bootstrap_over(over: str | None, subject_column: str | None) -> str:
 
 def _fraction(value: Any, param: str) -> float:
     """A number strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise fail(param, "a number between 0 and 1 (e.g. 0.95)", value)
-    return float(value)
+    return check_number(value, param, minimum=0, maximum=1, exclusive_minimum=True,
+                        exclusive_maximum=True, what="e.g. 0.95")
 
 
 def _subject_mean(batches: Any, weights: torch.Tensor | None = None) -> np.ndarray:
