@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from . import _ridge
 from ._plan import check_extraction, plan_analysis, whole_layer_passes
 from ._projection import projection_dims
-from ._validation import (check_bool, check_choice, check_device, check_int, check_random_state,
-                          fail, public)
+from ._validation import (check_bool, check_choice, check_device, check_int, check_number,
+                          check_random_state, fail, public)
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
 from .stimuli import check_images_exist
 
@@ -693,10 +693,9 @@ def spm_hrf(dt: float, length: float = 32.0) -> np.ndarray:
     >>> len(hrf), int(hrf.argmax()), round(float(hrf.sum()), 6)
     (33, 5, 1.0)
     """
-    for value, name in ((dt, "dt"), (length, "length")):
-        if not isinstance(value, (int, float, np.number)) or not value > 0 or value == np.inf:
-            raise fail(name, "a positive number of seconds", value)
-    times = np.arange(int(np.ceil(length / dt)) + 1) * float(dt)
+    dt = check_number(dt, "dt", minimum=0, exclusive_minimum=True, what="seconds")
+    length = check_number(length, "length", minimum=0, exclusive_minimum=True, what="seconds")
+    times = np.arange(int(np.ceil(length / dt)) + 1) * dt
     curve = stats.gamma.pdf(times, 6.0) - stats.gamma.pdf(times, 16.0) / 6.0
     return curve / curve.sum()
 
@@ -762,9 +761,7 @@ def convolve_hrf(
     values, onsets, durations = _check_events(features, onsets, durations)
     n_volumes = check_int(n_volumes, "n_volumes", minimum=1)
     oversampling = check_int(oversampling, "oversampling", minimum=1)
-    if not isinstance(tr, (int, float, np.number)) or not 0 < tr < np.inf:
-        raise fail("tr", "a positive number of seconds", tr)
-    step = float(tr) / oversampling
+    step = check_number(tr, "tr", minimum=0, exclusive_minimum=True, what="seconds") / oversampling
     grid = np.zeros((n_volumes * oversampling,) + values.shape[1:])
     for value, onset, duration in zip(values, onsets, durations):
         start = int(round(onset / step))
