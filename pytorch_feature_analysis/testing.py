@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._contract import RDM_COLUMNS, REQUIRED_COLUMNS, dissim_rankings
-from ._validation import check_bool, check_int, describe, fail, public
+from ._validation import check_bool, check_int, check_number, describe, fail, public
 
 __all__ = ["assert_frames_identical", "assert_rdm_frame", "rdm_frames"]
 
@@ -92,7 +92,7 @@ def assert_frames_identical(left, right, *, check_column_order=True, atol=0.0):
     _check_frame(left, "left")
     _check_frame(right, "right")
     check_column_order = check_bool(check_column_order, "check_column_order")
-    atol = _check_atol(atol)
+    atol = check_number(atol, "atol", minimum=0)
     _compare_columns(left, right, check_column_order)
     if len(left) != len(right):
         raise AssertionError(
@@ -118,17 +118,6 @@ def assert_frames_identical(left, right, *, check_column_order=True, atol=0.0):
 def _check_frame(frame, param):
     if not isinstance(frame, pd.DataFrame):
         raise fail(param, "a pandas DataFrame", type(frame).__name__, raw=True)
-
-
-def _check_atol(atol):
-    if (
-        isinstance(atol, bool)
-        or not isinstance(atol, numbers.Real)
-        or not math.isfinite(atol)
-        or atol < 0
-    ):
-        raise fail("atol", "a finite number >= 0", atol)
-    return float(atol)
 
 
 def _compare_columns(left, right, check_column_order):
