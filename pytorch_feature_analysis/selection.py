@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 from scipy import stats
 
-from ._validation import fail, public
+from ._validation import check_number, fail, public
 
 __all__ = [
     "get_extreme_dissims_total",
@@ -227,9 +227,7 @@ def get_dissims_that_match(input_rdm, target_val, num_items_final="all"):
     (20, True)
     """
     rdm = _validated_rdm(input_rdm)
-    is_number = isinstance(target_val, numbers.Real) and not isinstance(target_val, bool)
-    if not is_number or not np.isfinite(target_val):
-        raise fail("target_val", "a finite number", target_val)
+    target_val = check_number(target_val, "target_val")
     n_items = rdm.shape[0]
     if n_items < 2 and isinstance(num_items_final, str) and num_items_final == "all":
         output_rdm, inds = _trivial_selection(rdm)
