@@ -56,7 +56,6 @@ encoding of its repeated values), a third.
 """
 
 import contextlib
-import numbers
 import os
 import re
 import socket
@@ -85,6 +84,7 @@ from ._validation import (
     caller,
     check_bool,
     check_choice,
+    check_number,
     fail,
     public,
 )
@@ -455,9 +455,7 @@ def file_lock(path, timeout=_LOCK_TIMEOUT):
         raise fail("path", "a local file path (an object store has no locks)", path)
     if path.is_dir():
         raise fail("path", "a file path, not a folder", os.fspath(path))
-    valid = isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and timeout >= 0
-    if timeout is not None and not valid:
-        raise fail("timeout", "None or a number of seconds >= 0", timeout)
+    check_number(timeout, "timeout", minimum=0, allow_none=True, allow_inf=True, what="seconds")
     return _held_lock(path, timeout)
 
 
