@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, c
 from sklearn.pipeline import make_pipeline
 
 import pytorch_feature_analysis as pfa
-from tiny import tiny_model, to_tensor64
+from tiny import smallest_budget, tiny_model, to_tensor64
 
 MODEL = tiny_model()
 N_IMAGES = 24
@@ -297,14 +297,7 @@ def test_get_rdms_makes_rdms_of_pooled_activations_also_from_channel_slices():
     kinds = ["unit_level", "max_pool", "median_pool", "l1_pool", "l2_pool"]
     kwargs = dict(which_layers=["conv2"], transform=to_tensor64, batch_size=1,
                   activation_types=kinds)
-    low, high = 1, pfa.rdms._WORK_BYTES + 2**26  # the smallest budget plan_rdms accepts
-    while high - low > 100:
-        middle = (low + high) // 2
-        try:
-            pfa.plan_rdms(image_set, {"tiny": MODEL}, max_memory=middle, **kwargs)
-            high = middle
-        except pfa.InvalidInputError:
-            low = middle
+    high = smallest_budget(image_set, {"tiny": MODEL}, **kwargs)
     plan = pfa.plan_rdms(image_set, {"tiny": MODEL}, max_memory=high + 50, **kwargs)
     assert plan.loc[0, "sliced_layers"] == 1 and plan.loc[0, "passes"] > 1
     acts = pfa.get_activations(IMAGES[:6], MODEL, ["conv2"], transform=to_tensor64,
