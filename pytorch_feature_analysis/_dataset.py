@@ -98,11 +98,16 @@ def _dataset_of(paths: list[str], base: str, schema: pa.Schema, filesystem: Any)
                       partitioning=partitioning, partition_base_dir=base)
 
 
-def read_dataset(folder: Any, filters: Any = None, columns: Any = None) -> pd.DataFrame:
-    """The frame held by the parts of ``folder``: the rows ``filters`` keep, ``columns`` only."""
+def read_dataset(folder: Any, filters: Any = None, columns: Any = None,
+                 files: list | None = None) -> pd.DataFrame:
+    """The frame held by the parts of ``folder``: the rows ``filters`` keep, ``columns`` only.
+
+    ``files`` are the parts when the caller has listed them already.
+    """
     folder = locate(folder)
-    single = is_file(folder)
-    files = [folder] if single else part_files(folder)
+    single = files is None and is_file(folder)
+    if files is None:
+        files = [folder] if single else part_files(folder)
     if not files:
         raise InvalidInputError(
             f"The folder {os.fspath(folder)!r} given to {caller()} holds no parquet part "

@@ -25,29 +25,60 @@ from ._location import arrow, join, locate, remove, same_place
 from ._validation import fail, problem
 from .io import frame_format, save_frame
 
-__all__ = ["skeleton", "pushable_columns", "group_with_matrices", "MetaOutput"]
+__all__ = ["DatasetSource", "MetaOutput"]
 
 _PLAIN = {"str": str, "int": int, "float": float, "bool": bool}
 
 
-def skeleton(folder: Any) -> pd.DataFrame:
-    """Every row of the dataset without its matrices (``matrix`` holds None)."""
-    files = part_files(folder)
-    if not files:
-        raise fail("rdm_df", "an RDM frame or a dataset folder holding parquet parts", folder)
-    columns = [column for column in part_columns(files[0]) if column != "matrix"]
-    frame = read_dataset(folder, columns=columns)
-    frame.insert(0, "matrix", None)
-    return frame
+class DatasetSource:
+    """A dataset read one group at a time: its parts listed, its first footer read, once.
+
+    ``folder`` is a dataset folder (a path or URL) holding parquet parts.
+    """
+
+    def __init__(self, folder: Any):
+        self.folder, self.files = folder, part_files(folder)
+        if not self.files:
+            raise fail("rdm_df", "an RDM frame or a dataset folder holding parquet parts", folder)
+        self.pushable = _pushable_columns(self.files[0])
+
+    def skeleton(self) -> pd.DataFrame:
+        """Every row of the dataset without its matrices (``matrix`` holds None)."""
+        columns = [column for column in part_columns(self.files[0]) if column != "matrix"]
+        frame = read_dataset(self.folder, columns=columns, files=self.files)
+        frame.insert(0, "matrix", None)
+        return frame
+
+    def group_with_matrices(self, group: pd.DataFrame, grouping: dict,
+                            entry_columns: dict) -> pd.DataFrame:
+        """``group`` (rows of the skeleton) with its matrices read from the dataset.
+
+        ``grouping`` maps the dataset's grouping columns to the group's values;
+        ``entry_columns`` maps the dataset's entry columns to the group's names.
+        """
+        filters = [term for column, value in grouping.items()
+                   if (term := _filter(column, value, self.pushable)) is not None]
+        read = read_dataset(self.folder, filters=filters or None, files=self.files)
+        mask = [all(_same(row[column], value) for column, value in grouping.items())
+                for row in read[list(grouping)].to_dict("records")]
+        matched = read[mask]
+        listed = [tuple(row) for row in group[list(entry_columns.values())].itertuples(
+            index=False)]
+        found = [tuple(row) for row in matched[list(entry_columns)].itertuples(index=False)]
+        if found != listed:
+            raise problem(
+                f"the dataset {os.fspath(self.folder)!r} changed while it was read: the group "
+                f"{grouping} holds the entries {found[:5]} where {listed[:5]} were listed."
+            )
+        return group.assign(matrix=matched["matrix"].to_numpy())
 
 
-def pushable_columns(folder: Any) -> dict:
+def _pushable_columns(first_part: Any) -> dict:
     """``{column: Python type or codec}`` of the columns whose stored values are the plain values.
 
-    Read once per call from the first part's footer, then given to
-    :func:`group_with_matrices` for every group.
+    Read from the footer of the dataset's first part.
     """
-    filesystem, (first,) = arrow(part_files(folder)[0])
+    filesystem, (first,) = arrow(first_part)
     schema = pq.read_schema(first, filesystem=filesystem)
     blob = (schema.metadata or {}).get(METADATA_KEY)
     if blob is None:
@@ -80,30 +111,6 @@ def _same(value: Any, wanted: Any) -> bool:
     missing = pd.api.types.is_scalar(value) and pd.isna(value)
     wanted_missing = pd.api.types.is_scalar(wanted) and pd.isna(wanted)
     return missing and wanted_missing or (not missing and not wanted_missing and value == wanted)
-
-
-def group_with_matrices(folder: Any, group: pd.DataFrame, grouping: dict,
-                        entry_columns: dict, pushable: dict) -> pd.DataFrame:
-    """``group`` (rows of the skeleton) with its matrices read from the dataset.
-
-    ``grouping`` maps the dataset's grouping columns to the group's values;
-    ``entry_columns`` maps the dataset's entry columns to the group's names;
-    ``pushable`` is the dataset's :func:`pushable_columns`.
-    """
-    filters = [term for column, value in grouping.items()
-               if (term := _filter(column, value, pushable)) is not None]
-    read = read_dataset(folder, filters=filters or None)
-    mask = [all(_same(row[column], value) for column, value in grouping.items())
-            for row in read[list(grouping)].to_dict("records")]
-    matched = read[mask]
-    listed = [tuple(row) for row in group[list(entry_columns.values())].itertuples(index=False)]
-    found = [tuple(row) for row in matched[list(entry_columns)].itertuples(index=False)]
-    if found != listed:
-        raise problem(
-            f"the dataset {os.fspath(folder)!r} changed while it was read: the group "
-            f"{grouping} holds the entries {found[:5]} where {listed[:5]} were listed."
-        )
-    return group.assign(matrix=matched["matrix"].to_numpy())
 
 
 class MetaOutput:

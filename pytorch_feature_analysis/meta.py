@@ -29,7 +29,7 @@ from ._contract import (
     level_down_name,
     stable_seed,
 )
-from ._meta_dataset import MetaOutput, group_with_matrices, pushable_columns, skeleton
+from ._meta_dataset import DatasetSource, MetaOutput
 from ._validation import InvalidInputError, check_bool, check_int, fail, problem, public
 from .dissim import Metric, compute_rdms, resolve_metrics
 
@@ -391,8 +391,8 @@ def get_meta_rdms(
     >>> meta['matrix'][0].shape
     (2, 2)
     """
-    source = rdm_df if isinstance(rdm_df, (str, os.PathLike)) else None
-    rdm_df = skeleton(source) if source is not None else rdm_df
+    source = DatasetSource(rdm_df) if isinstance(rdm_df, (str, os.PathLike)) else None
+    rdm_df = source.skeleton() if source is not None else rdm_df
     check_rdm_frame(rdm_df, needed=())
     entry_variables = _name_list(entry_variables, "entry_variables")
     metrics = resolve_metrics(dissim_metrics, param_name="dissim_metrics",
@@ -401,7 +401,8 @@ def get_meta_rdms(
     num_perms = check_int(num_perms, "num_perms", minimum=0)
     if not isinstance(df_name, str):
         raise fail("df_name", "a string", df_name)
-    output = MetaOutput(out_fname, check_bool(collect, "collect"), source)
+    output = MetaOutput(out_fname, check_bool(collect, "collect"),
+                        source.folder if source is not None else None)
     seed = _permutation_seed(random_state)
     grouping_variables = _grouping_variables(rdm_df, grouping_variables, entry_variables)
     check_rdm_frame(rdm_df, needed=[*REQUIRED_COLUMNS, *entry_variables, *grouping_variables])
@@ -419,12 +420,11 @@ def get_meta_rdms(
     carried = [c for c in candidates if all(_is_constant(group[c]) for _, group in groups)]
 
     output.start()
-    pushable = pushable_columns(source) if source is not None else {}
     progress = tqdm(groups, desc="get_meta_rdms", unit="group", disable=not verbose)
     for group_values, group in progress:
         if source is not None:
-            group = group_with_matrices(source, group, dict(zip(grouping_variables, group_values)),
-                                        dict(zip(entry_variables, entry_columns)), pushable)
+            group = source.group_with_matrices(group, dict(zip(grouping_variables, group_values)),
+                                               dict(zip(entry_variables, entry_columns)))
         fixed = dict(zip(group_columns, group_values))
         fixed.update({column: copy.deepcopy(group[column].iloc[0]) for column in carried})
         description = _group_description(grouping_variables, group_values)

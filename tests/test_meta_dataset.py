@@ -34,13 +34,17 @@ def test_out_of_core_meta_rdms_equal_the_in_memory_ones(study, tmp_path, monkeyp
     reads = []
     real = _meta_dataset.read_dataset
 
-    def counted(source, filters=None, columns=None):
-        read = real(source, filters, columns)
+    def counted(source, filters=None, columns=None, files=None):
+        read = real(source, filters, columns, files)
         if columns is None:
             reads.append(len(read))
         return read
 
     monkeypatch.setattr(_meta_dataset, "read_dataset", counted)
+    listed = []
+    real_listing = _meta_dataset.part_files
+    monkeypatch.setattr(_meta_dataset, "part_files",
+                        lambda folder: listed.append(folder) or real_listing(folder))
     out = tmp_path / "meta"
     meta = pfa.get_meta_rdms(folder, f"{out}/", **META)
     assert_frames_identical(meta, expected)
@@ -48,6 +52,8 @@ def test_out_of_core_meta_rdms_equal_the_in_memory_ones(study, tmp_path, monkeyp
     # one read per group, of exactly its RDMs (the filters are pushed down to the parts)
     assert len(groups) == 2 * 2 * 2 * 2 * 2
     assert reads[:len(groups)] == [frame["layer"].nunique()] * len(groups)
+    assert listed[:1] == [folder]  # the parts are listed once, not once per group
+    assert len([f for f in listed if f == folder]) == 1
     assert len(list(out.glob("part-*.parquet"))) == len(groups)
     assert pfa.get_meta_rdms(folder, f"{out}/", collect=False, **META) is None
     assert_frames_identical(pfa.load_frame(out), expected)
