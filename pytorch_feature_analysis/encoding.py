@@ -27,6 +27,7 @@ from sklearn.pipeline import make_pipeline
 from tqdm.auto import tqdm
 
 from . import _ridge
+from ._masks import layer_mask
 from ._plan import check_extraction, plan_analysis, whole_layer_passes
 from ._projection import projection_dims
 from ._validation import (check_bool, check_choice, check_device, check_int, check_number,
@@ -333,30 +334,14 @@ def _check_mask(mask: Any, plan: Any) -> dict:
                    "'rows': [...], 'cols': [...]}}", mask)
     found = {}
     for key, parts in mask.items():
-        if not isinstance(parts, dict) or set(parts) - {"channels", "rows", "cols"}:
-            raise fail("mask", "dicts with the keys 'channels', 'rows' and/or 'cols'", parts)
         hits = [(name, label) for name, model_plan in plan.models.items()
                 for label in model_plan.layers if key in (label, label[0])]
         if not hits:
             raise fail("mask", "keys naming chosen layers", key)
         for name, label in hits:
-            found[(name, label)] = _mask_axes(parts, label, plan.models[name].shape(label))
+            found[(name, label)] = layer_mask(parts, plan.models[name].shape(label), "mask",
+                                              f"layer {label} of model {name!r}")
     return found
-
-
-def _mask_axes(parts: dict, label: tuple, shape: tuple) -> tuple:
-    """``(channels, rows, cols)`` of one layer's mask (``None``: all), checked against its shape."""
-    axes = []
-    for axis, part in enumerate(("channels", "rows", "cols")):
-        chosen = parts.get(part)
-        size = shape[axis] if axis < len(shape) and (axis == 0 or len(shape) == 3) else 0
-        if chosen is not None and (not size or not len(chosen) or not all(
-                isinstance(i, (int, np.integer)) and 0 <= i < size for i in chosen)):
-            expected = f"{part} of layer {label} among 0..{size - 1}" if size else \
-                f"no {part} for layer {label} (shape {shape})"
-            raise fail("mask", expected, chosen)
-        axes.append(None if chosen is None else list(chosen))
-    return tuple(axes)
 
 
 def _masked(activations: np.ndarray, shape: tuple, chosen: tuple | None,

@@ -356,8 +356,9 @@ def test_a_mask_keeps_channels_rows_and_columns_and_locations_stay_in_the_whole_
         assert (uv.loc[t, "channel"], uv.loc[t, "row"], uv.loc[t, "col"]) == (
             [1, 3, 4][channel], [0, 2, 5][row], col)
     for bad, message in (({"conv9": {}}, "keys naming chosen layers"),
-                         ({"fc1": {"rows": [0]}}, r"no rows for layer \('fc1', 7\)"),
-                         ({"conv2": {"channels": [5]}}, r"channels of layer \('conv2', 4\)")):
+                         ({"fc1": {"rows": [0]}}, r"no rows or columns for layer \('fc1', 7\)"),
+                         ({"conv2": {"channels": [5]}},
+                          r"channel indices \(ints\) in 0\.\.4 for layer \('conv2', 4\)")):
         with pytest.raises(pfa.InvalidInputError, match=f"'mask' parameter.*{message}"):
             fit(responses, ["conv2", "fc1"], cv=3, mask=bad)
 

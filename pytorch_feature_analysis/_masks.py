@@ -1,0 +1,63 @@
+"""The mask of one layer: which channels, rows and columns of its output to keep.
+
+``get_rdms``' kernel sets and ``fit_encoding_models``' ``mask`` describe it the
+same way, a dict ``{'channels': [...], 'rows': [...], 'cols': [...]}`` (a key
+left out, or None, keeps the whole axis), and both check it here against the
+layer's output shape.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from ._validation import fail
+
+__all__: list[str] = []
+
+MASK_KEYS = ("channels", "rows", "cols")
+
+
+def layer_mask(spec: Any, shape: tuple, param: str, where: str) -> tuple:
+    """``(channels, rows, cols)`` of one layer, each a list of ints or None (the whole axis).
+
+    ``shape`` is the layer's output shape for one image: rows and columns
+    exist only for ``(channels, height, width)`` outputs; a flat output's
+    entries are its channels. ``param`` and ``where`` (e.g. ``"layer
+    ('conv2', 4)"``) name the parameter and the layer in messages.
+
+    Examples
+    --------
+    >>> layer_mask({'channels': [2, 0], 'rows': [1]}, (3, 4, 4), 'mask', 'conv1')
+    ([2, 0], [1], None)
+    >>> try:
+    ...     layer_mask({'rows': [1]}, (10,), 'mask', 'fc1')
+    ... except ValueError as error:
+    ...     print(error)  # doctest: +ELLIPSIS
+    The 'mask' parameter ... must be no rows or columns for fc1, whose output (shape (10,)) ...
+    """
+    if not isinstance(spec, dict) or set(spec) - set(MASK_KEYS):
+        unknown = sorted(map(str, set(spec) - set(MASK_KEYS))) if isinstance(spec, dict) else spec
+        raise fail(param, f"a mask (dict) with some of the keys {MASK_KEYS} for {where}", unknown)
+    spatial = len(shape) == 3
+    if not spatial and (spec.get("rows") is not None or spec.get("cols") is not None):
+        raise fail(param, f"no rows or columns for {where}, whose output (shape {shape}) has "
+                   "none", spec)
+    sizes = (shape[0] if shape else 1,) + (tuple(shape[1:]) if spatial else (0, 0))
+    return tuple(None if spec.get(key) is None else _indices(spec[key], size, key[:-1], param,
+                                                            where)
+                 for key, size in zip(MASK_KEYS, sizes))
+
+
+def _indices(given: Any, size: int, what: str, param: str, where: str) -> list[int]:
+    """At least one index (an int, never a bool) in ``0..size - 1``."""
+    expected = f"{what} indices (ints) in 0..{size - 1} for {where}, which has {size} {what}s"
+    try:
+        given = list(given)
+    except TypeError as error:
+        raise fail(param, expected, given) from error
+    bad = [index for index in given if not isinstance(index, numbers.Integral)
+           or isinstance(index, bool) or not 0 <= index < size]
+    if bad or not given:
+        raise fail(param, expected, bad or given)
+    return [int(index) for index in given]
