@@ -37,16 +37,17 @@ def layer_mask(spec: Any, shape: tuple, param: str, where: str) -> tuple:
     The 'mask' parameter ... must be no rows or columns for fc1, whose output (shape (10,)) ...
     """
     if not isinstance(spec, dict) or set(spec) - set(MASK_KEYS):
-        unknown = sorted(map(str, set(spec) - set(MASK_KEYS))) if isinstance(spec, dict) else spec
+        unknown = [key for key in spec if key not in MASK_KEYS] if isinstance(spec, dict) else spec
         raise fail(param, f"a mask (dict) with some of the keys {MASK_KEYS} for {where}", unknown)
-    spatial = len(shape) == 3
-    if not spatial and (spec.get("rows") is not None or spec.get("cols") is not None):
-        raise fail(param, f"no rows or columns for {where}, whose output (shape {shape}) has "
-                   "none", spec)
-    sizes = (shape[0] if shape else 1,) + (tuple(shape[1:]) if spatial else (0, 0))
-    return tuple(None if spec.get(key) is None else _indices(spec[key], size, key[:-1], param,
-                                                            where)
-                 for key, size in zip(MASK_KEYS, sizes))
+    kept = []
+    for axis, key in enumerate(MASK_KEYS):
+        given = spec.get(key)
+        if given is not None and axis and len(shape) != 3:
+            raise fail(param, f"no rows or columns for {where}, whose output (shape {shape}) "
+                       "has none", spec)
+        size = shape[axis] if shape else 1
+        kept.append(None if given is None else _indices(given, size, key[:-1], param, where))
+    return tuple(kept)
 
 
 def _indices(given: Any, size: int, what: str, param: str, where: str) -> list[int]:
