@@ -9,7 +9,6 @@ permutation -- with the metadata in the other columns.
 from __future__ import annotations
 
 import itertools
-import numbers
 import os
 import time
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from ._rdm_engine import ACTIVATION_TYPES, Entries, LayerWork
 from ._time import check_time_axes, check_time_options, step_seconds, time_columns, time_steps
 from ._dataset import is_dataset_path
 from ._location import is_url
+from ._masks import layer_mask
 from ._resume import (
     FINGERPRINTS,
     Checkpoint,
@@ -164,62 +164,29 @@ def _check_combinations(image_set: tuple) -> list[tuple]:
     return checked
 
 
-_MASK_KEYS = ("channels", "rows", "cols")
-
-
-def _kernel_spec(kernel_set: Any, model_name: str, layer: str) -> dict:
-    """``{'channels': ..., 'rows': ..., 'cols': ...}`` of one layer (None: all)."""
+def _kernel_mask(kernel_set: Any, model_name: str, layer: str, shape: tuple) -> tuple:
+    """``(channels, rows, cols)`` a kernel set keeps of a layer (None: the whole axis)."""
     if kernel_set == "all" or (model_name, layer) not in kernel_set:
-        return dict.fromkeys(_MASK_KEYS)
+        return None, None, None
     spec = kernel_set[(model_name, layer)]
-    if not isinstance(spec, dict):
-        return {"channels": spec, "rows": None, "cols": None}
-    unknown = [key for key in spec if key not in _MASK_KEYS]
-    if unknown:
-        raise fail("kernel_sets", f"masks with the keys {_MASK_KEYS} for ({model_name!r}, "
-                   f"{layer!r})", unknown, raw=True)
-    return {key: spec.get(key) for key in _MASK_KEYS}
+    spec = spec if isinstance(spec, dict) else {"channels": spec}
+    return layer_mask(spec, shape, "kernel_sets", f"({model_name!r}, {layer!r})")
 
 
 def _kernel_positions(kernel_set: Any, model_name: str, layer: str, shape: tuple
                       ) -> tuple | None:
     """The rows and columns a kernel set keeps of a layer (None: every position)."""
-    spec = _kernel_spec(kernel_set, model_name, layer)
-    if spec["rows"] is None and spec["cols"] is None:
+    _, rows, cols = _kernel_mask(kernel_set, model_name, layer, shape)
+    if rows is None and cols is None:
         return None
-    if len(shape) != 3:
-        raise fail("kernel_sets", f"no rows or columns for ({model_name!r}, {layer!r}), "
-                   f"whose output (shape {shape}) has none", spec, raw=True)
-    return tuple(_checked_indices(spec[key], size, key[:-1], model_name, layer)
-                 for key, size in zip(("rows", "cols"), shape[1:]))
+    return tuple(list(range(size)) if kept is None else kept
+                 for kept, size in zip((rows, cols), shape[1:]))
 
 
-def _kernel_indices(kernel_set: Any, model_name: str, layer: str, num_channels: int) -> list[int]:
-    channels = _kernel_spec(kernel_set, model_name, layer)["channels"]
-    if channels is None:
-        return list(range(num_channels))
-    return _checked_indices(channels, num_channels, "channel", model_name, layer)
-
-
-def _checked_indices(given: Any, size: int, what: str, model_name: str, layer: str
-                     ) -> list[int]:
-    """Indices (ints) in ``0..size - 1``, at least one."""
-    if given is None:
-        return list(range(size))
-    given = list(given)
-    bad = [
-        index for index in given
-        if not isinstance(index, numbers.Integral) or isinstance(index, bool)
-        or not 0 <= int(index) < size
-    ]
-    if bad or not given:
-        raise fail(
-            "kernel_sets",
-            f"{what} indices (ints) in 0..{size - 1} for ({model_name!r}, {layer!r}), "
-            f"which has {size} {what}s",
-            bad or given,
-        )
-    return [int(index) for index in given]
+def _kernel_indices(kernel_set: Any, model_name: str, layer: str, shape: tuple) -> list[int]:
+    """The channels a kernel set keeps of a layer."""
+    channels = _kernel_mask(kernel_set, model_name, layer, shape)[0]
+    return list(range(shape[0] if shape else 1)) if channels is None else channels
 
 
 def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: dict, metrics: list,
@@ -232,9 +199,8 @@ def _layer_works(task_image_set: tuple, combinations: list, model_plan, todo: di
         if label not in todo:
             continue
         shape = model_plan.shape(label)
-        channels = shape[0] if shape else 1
         kernels = {
-            name: _kernel_indices(kernel_set, model_plan.name, label[0], channels)
+            name: _kernel_indices(kernel_set, model_plan.name, label[0], shape)
             for name, kernel_set in kernel_sets
         }
         positions = {name: _kernel_positions(kernel_set, model_plan.name, label[0], shape)
