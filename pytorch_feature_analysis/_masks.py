@@ -42,11 +42,13 @@ def layer_mask(spec: Any, shape: tuple, param: str, where: str) -> tuple:
     kept = []
     for axis, key in enumerate(MASK_KEYS):
         given = spec.get(key)
-        if given is not None and axis and len(shape) != 3:
+        if given is None:
+            kept.append(None)
+            continue
+        if axis and len(shape) != 3:
             raise fail(param, f"no rows or columns for {where}, whose output (shape {shape}) "
                        "has none", spec)
-        size = shape[axis] if shape else 1
-        kept.append(None if given is None else _indices(given, size, key[:-1], param, where))
+        kept.append(_indices(given, shape[axis] if shape else 1, key[:-1], param, where))
     return tuple(kept)
 
 

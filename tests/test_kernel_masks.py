@@ -58,3 +58,26 @@ def test_bad_masks_are_named():
         pfa.get_rdms(IMAGE_SET, {"tiny": MODEL}, None, which_layers=["fc1"],
                      transform=to_tensor64, verbose=False,
                      kernel_sets=[("m", {("tiny", "fc1"): {"rows": [0]}})])
+
+
+def test_one_layer_mask_is_checked_the_same_way_for_kernel_sets_and_encoding_masks():
+    from pytorch_feature_analysis._masks import layer_mask
+
+    kept = layer_mask({"channels": np.array([4, 0]), "cols": (np.int8(2),)}, (5, 6, 3), "mask",
+                      "conv2")
+    assert kept == ([4, 0], None, [2]) and all(type(i) is int for i in kept[0] + kept[2])
+    assert layer_mask({"channels": [0]}, (), "mask", "out") == ([0], None, None)
+    assert layer_mask({}, (10,), "mask", "fc1") == (None, None, None)
+    for spec, message in [
+        ({"channels": [True]}, r"channel indices \(ints\) in 0\.\.4 for conv2, which has 5 "
+                               r"channels; got \[True\]"),
+        ({"rows": 3}, r"row indices \(ints\) in 0\.\.5 .*; got 3 instead"),
+        ({"cols": [0, 3, -1]}, r"col indices .*; got \[3, -1\] instead"),
+        ({"depth": [0], "rows": [0]}, r"a mask \(dict\) with some of the keys .*; got \['depth'\]"),
+        ([0, 1], r"a mask \(dict\) .* for conv2; got \[0, 1\]"),
+    ]:
+        with pytest.raises(pfa.InvalidInputError, match=r"The 'mask' parameter .*" + message):
+            layer_mask(spec, (5, 6, 3), "mask", "conv2")
+    with pytest.raises(pfa.InvalidInputError, match=r"no rows or columns for fc1, whose output "
+                       r"\(shape \(10,\)\) has none"):
+        layer_mask({"cols": [0]}, (10,), "mask", "fc1")
