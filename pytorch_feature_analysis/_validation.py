@@ -180,6 +180,50 @@ def _number_expected(minimum: float | None, maximum: float | None, exclusive_min
     return kind
 
 
+def check_indices(
+    values: Any,
+    param: str,
+    size: int,
+    *,
+    what: str | None = None,
+    where: str | None = None,
+    single: bool = False,
+) -> list[int]:
+    """At least one index, an int (Python or numpy; never a bool) in ``0..size - 1``.
+
+    A list, tuple, array or other non-string iterable of them, or (``single``)
+    one alone; returned as a list of ints. ``what`` names the axis
+    (``'channel'``) and ``where`` whose axis it is, for the message.
+
+    Examples
+    --------
+    >>> check_indices((2, 0), 'channels', 3), check_indices(1, 'channels', 3, single=True)
+    ([2, 0], [1])
+    >>> try:
+    ...     check_indices([3, True, 1], 'channels', 3, what='channel', where="layer 'conv1'")
+    ... except InvalidInputError as error:
+    ...     print(error)  # doctest: +NORMALIZE_WHITESPACE
+    The 'channels' parameter of pytorch_feature_analysis must be channel indices (ints) in
+    0..2 for layer 'conv1', which has 3 channels; got [3, True] instead.
+    """
+    expected = f"{what + ' ' if what else ''}indices (ints) in 0..{size - 1}"
+    if where:
+        expected += f" for {where}" + (f", which has {size} {what}s" if what else "")
+    if single and isinstance(values, numbers.Integral) and not isinstance(values, bool):
+        values = [values]
+    if values is None or isinstance(values, (str, bytes, dict)):
+        raise fail(param, expected, values)
+    try:
+        items = list(values)
+    except TypeError as error:
+        raise fail(param, expected, values) from error
+    bad = [index for index in items if not isinstance(index, numbers.Integral)
+           or isinstance(index, bool) or not 0 <= index < size]
+    if bad or not items:
+        raise fail(param, expected, bad or values)
+    return [int(index) for index in items]
+
+
 def check_bool(value: Any, param: str) -> bool:
     """``True`` or ``False`` (numpy bools included)."""
     if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":

@@ -10,6 +10,7 @@ import pytest
 
 from pytorch_feature_analysis._validation import (
     InvalidInputError,
+    check_indices,
     check_int,
     check_number,
     public,
@@ -84,3 +85,36 @@ def test_check_int_still_refuses_bools_and_floats():
     for value in (True, 3.0):
         with pytest.raises(InvalidInputError, match="must be an int >= 1; got"):
             check_int(value, "n", minimum=1)
+
+
+def test_check_indices_returns_python_ints_in_the_given_order():
+    assert check_indices(np.array([4, 0, 4]), "x", 5) == [4, 0, 4]
+    assert check_indices((np.int8(1),), "x", 2) == [1]
+    assert check_indices(np.int64(3), "x", 4, single=True) == [3]
+    assert all(type(i) is int for i in check_indices(np.arange(3), "x", 3))
+
+
+@pytest.mark.parametrize(
+    "values, options, got",
+    [
+        ([0, 5, -1, 2], {}, "[5, -1]"),
+        ([True, 1], {}, "[True]"),
+        ([1.0], {}, "[1.0]"),
+        ([], {}, "[]"),
+        (3, {}, "3"),
+        (True, {"single": True}, "True"),
+        ("01", {}, "'01'"),
+        (None, {}, "None"),
+    ],
+)
+def test_check_indices_names_the_bad_indices(values, options, got):
+    pattern = (r"^The 'x' parameter of pytorch_feature_analysis must be indices \(ints\) in "
+               r"0\.\.4; got " + re.escape(got) + r" instead\.$")
+    with pytest.raises(InvalidInputError, match=pattern):
+        check_indices(values, "x", 5, **options)
+
+
+def test_check_indices_says_whose_axis():
+    with pytest.raises(InvalidInputError, match=re.escape(
+            "must be row indices (ints) in 0..2 for layer 'a', which has 3 rows; got [3]")):
+        check_indices([3], "x", 3, what="row", where="layer 'a'")
