@@ -8,10 +8,9 @@ layer's output shape.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
-from ._validation import fail
+from ._validation import check_indices, fail
 
 __all__: list[str] = []
 
@@ -48,19 +47,7 @@ def layer_mask(spec: Any, shape: tuple, param: str, where: str) -> tuple:
         if axis and len(shape) != 3:
             raise fail(param, f"no rows or columns for {where}, whose output (shape {shape}) "
                        "has none", spec)
-        kept.append(_indices(given, shape[axis] if shape else 1, key[:-1], param, where))
+        kept.append(check_indices(given, param, shape[axis] if shape else 1, what=key[:-1],
+                                  where=where))
     return tuple(kept)
 
-
-def _indices(given: Any, size: int, what: str, param: str, where: str) -> list[int]:
-    """At least one index (an int, never a bool) in ``0..size - 1``."""
-    expected = f"{what} indices (ints) in 0..{size - 1} for {where}, which has {size} {what}s"
-    try:
-        given = list(given)
-    except TypeError as error:
-        raise fail(param, expected, given) from error
-    bad = [index for index in given if not isinstance(index, numbers.Integral)
-           or isinstance(index, bool) or not 0 <= index < size]
-    if bad or not given:
-        raise fail(param, expected, bad or given)
-    return [int(index) for index in given]
