@@ -26,6 +26,7 @@ from ._plan import default_budget, format_bytes
 from ._validation import (
     check_choice,
     check_device,
+    check_indices,
     check_int,
     check_sequence,
     fail,
@@ -151,10 +152,11 @@ def resolve_targets(
                    f"channels={channels!r}, units={units!r}", raw=True)
     if units is not None:
         size = int(np.prod(shape))
-        flat = _ints(units, "units", size, f"{where} has {size} units")
+        flat = check_indices(units, "units", size, what="unit", where=where, single=True)
         return [Target(int(i[0]), tuple(int(v) for v in i[1:]) or None, unit)
                 for unit, i in zip(flat, (np.unravel_index(u, shape) for u in flat))]
-    chosen = _ints(channels, "channels", shape[0], f"{where} has {shape[0]} channels")
+    chosen = check_indices(channels, "channels", shape[0], what="channel", where=where,
+                           single=True)
     if position is None:
         return [Target(channel) for channel in chosen]
     spatial = tuple(shape[1:])
@@ -171,17 +173,6 @@ def in_map(position: Any, spatial: tuple) -> bool:
     """Whether ``position`` is a pair of ints ``(y, x)`` within maps of size ``spatial``."""
     return isinstance(position, (tuple, list)) and len(position) == 2 and all(
         isinstance(p, (int, np.integer)) and 0 <= p < n for p, n in zip(position, spatial))
-
-
-def _ints(values: Any, param: str, size: int, why: str) -> list[int]:
-    values = [values] if isinstance(values, (int, np.integer)) else check_sequence(
-        values, param, "an int or a sequence of ints")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
-            0 <= value < size
-        ):
-            raise fail(param, f"ints in [0, {size}) ({why})", value)
-    return [int(value) for value in values]
 
 
 def needs_maps(shape: tuple, label: tuple, name: str, method: str) -> None:

@@ -247,11 +247,11 @@ def test_image_labels_become_columns():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: maps(channels=[5]), r"'channels' parameter of attribution_maps must be ints in "
-                                 r"\[0, 5\) \(layer \('conv2', 4\) of model 'model' has 5 "
-                                 r"channels\); got 5"),
-    (lambda: maps(layers="fc1", channels=[7]), r"has 7 channels\); got 7"),
-    (lambda: maps(channels=None, units=[180]), r"has 180 units\); got 180"),
+    (lambda: maps(channels=[5]), r"'channels' parameter of attribution_maps must be channel "
+                                 r"indices \(ints\) in 0\.\.4 for layer \('conv2', 4\) of "
+                                 r"model 'model', which has 5 channels; got \[5\]"),
+    (lambda: maps(layers="fc1", channels=[7]), r"which has 7 channels; got \[7\]"),
+    (lambda: maps(channels=None, units=[180]), r"which has 180 units; got \[180\]"),
     (lambda: maps(layers="fc1", channels=[0], methods="activation"),
      r"'layers' parameter of attribution_maps must be layers with spatial maps for "
      r"'activation' \(layer \('fc1', 7\) of model 'model' has output shape \(7,\)\)"),
