@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._validation import check_int, check_number, fail, public
+from ._validation import check_indices, check_int, check_number, fail, public
 
 __all__ = ["plot_5d_matshow", "plot_5d_time"]
 
@@ -37,12 +37,7 @@ def _indices(chosen: Sequence[int] | None, size: int, most: int, param: str) -> 
     """The chosen positions (default: up to ``most`` spread evenly over ``size``)."""
     if chosen is None:
         return sorted({int(round(i)) for i in np.linspace(0, size - 1, min(size, most))})
-    chosen = [chosen] if isinstance(chosen, (int, np.integer)) else list(chosen)
-    bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, (int, np.integer))
-           or not 0 <= i < size]
-    if bad or not chosen:
-        raise fail(param, f"indices in 0..{size - 1}", bad or chosen, raw=not bad)
-    return [int(i) for i in chosen]
+    return check_indices(chosen, param, size, single=True)
 
 
 @public
