@@ -1026,22 +1026,25 @@ def _upper_triangles(rdms: Any, param_name: str, device: torch.device) -> torch.
     sizes = sorted({array.shape[0] for array in arrays})
     if len(sizes) > 1:
         raise fail(param_name, "RDMs of one size", f"sizes {sizes}", raw=True)
-    rows, cols = np.triu_indices(sizes[0], 1)
-    return torch.from_numpy(np.stack(arrays)[:, rows, cols]).to(device)
+    whole = rdms.ndim == 3 and rdms.dtype == np.float64 if isinstance(rdms, np.ndarray) else False
+    stacked = rdms if whole else np.stack(arrays)
+    upper = np.flatnonzero(np.triu(np.ones((sizes[0], sizes[0]), dtype=bool), 1))
+    return torch.from_numpy(stacked.reshape(len(stacked), -1)[:, upper]).to(device)
 
 
-def _unit_vectors(vectors: torch.Tensor, center: bool) -> torch.Tensor:
+def _unit_vectors(vectors: torch.Tensor, center: bool, in_place: bool = False) -> torch.Tensor:
     """Rows scaled to unit length (centred first if asked); NaN rows where undefined.
 
     A row is undefined when it is constant (centred) or all zero (not centred),
-    tested exactly rather than through a rounded norm.
+    tested exactly rather than through a rounded norm. With ``in_place``,
+    ``vectors`` itself becomes the result.
     """
     low, high = torch.aminmax(vectors, dim=1)
+    unit = vectors if in_place else vectors.clone()
     if center:
-        unit = vectors - vectors.mean(dim=1, keepdim=True)
+        unit -= vectors.mean(dim=1, keepdim=True)
         degenerate = low == high
     else:
-        unit = vectors.clone()
         degenerate = (low == 0) & (high == 0)
     unit.div_(torch.linalg.vector_norm(unit, dim=1, keepdim=True))
     unit[degenerate] = math.nan
@@ -1214,8 +1217,9 @@ def compare_rdms(
     if method == "spearman":
         first = _average_ranks(first)
         second = first if other is None else _average_ranks(second)
-    unit_first = _unit_vectors(first, center=method != "cosine")
+    # the triangles and ranks are this call's own tensors: made unit vectors in place
+    unit_first = _unit_vectors(first, center=method != "cosine", in_place=True)
     if other is None:
         return _self_products(unit_first).clamp_(-1.0, 1.0).cpu().numpy()
-    unit_second = _unit_vectors(second, center=method != "cosine")
+    unit_second = _unit_vectors(second, center=method != "cosine", in_place=True)
     return (unit_first @ unit_second.T).clamp_(-1.0, 1.0).cpu().numpy()
