@@ -58,7 +58,8 @@ def weights_fingerprint(model: nn.Module) -> str:
     for name, tensor in state.items():
         values = tensor.detach().to("cpu").contiguous().reshape(-1)
         hasher.update(f"{name}:{tuple(tensor.shape)}:{values.dtype}".encode())
-        hasher.update(values.view(torch.uint8).numpy().tobytes() if values.numel() else b"")
+        if values.numel():  # hashed through the buffer protocol, without a copy
+            hasher.update(values.view(torch.uint8).numpy())
     _WEIGHTS[model] = (key, hasher.hexdigest())
     return _WEIGHTS[model][1]
 
