@@ -12,8 +12,9 @@ Prints:
    the ``dask`` command, the ratio, and whether the cluster's dataset
    equals the one-thread serial one bit for bit (float sums depend on the
    thread count in their last digits);
-2. the driver's peak memory at two study sizes (``--sets`` / 2 and
-   ``--sets``), each in a process of its own: the peak resident memory above
+2. the driver's peak memory at several study sizes (``--sets`` / 2,
+   ``--sets`` and, on the cluster, 4 x ``--sets``), each in a process of its
+   own: the peak resident memory above
    that before the call (sampled every 5 ms) and the peak of the Python and
    numpy allocations during the call (tracemalloc), for a dataset on the
    cluster (``collect=False``: it
@@ -197,8 +198,9 @@ def memory_case(mode, num_sets):
 def memory(num_sets):
     print("2. driver peak memory during the call (resident above the start / Python and numpy "
           "allocations)")
+    sizes = {"cluster": (num_sets // 2, num_sets, 4 * num_sets), "file": (num_sets // 2, num_sets)}
     for mode, label in (("cluster", "dataset on the cluster"), ("file", "single file, here")):
-        for size in (num_sets // 2, num_sets):
+        for size in sizes[mode]:
             output = subprocess.run([sys.executable, __file__, "--memory-case", mode, str(size)],
                                     capture_output=True, text=True, check=True).stdout
             rss, peak = map(int, output.split()[-2:])
