@@ -75,8 +75,8 @@ def level_down_name(column: str) -> str:
 
     Examples
     --------
-    >>> level_down_name('dissim_metric'), level_down_name('dissim_metric_sub'), level_down_name('obj')
-    ('dissim_metric_sub', 'dissim_metric_sub_sub', 'obj')
+    >>> [level_down_name(name) for name in ('dissim_metric', 'dissim_metric_sub', 'obj')]
+    ['dissim_metric_sub', 'dissim_metric_sub_sub', 'obj']
     """
     if any(marker in column for marker in _LEVEL_MARKERS):
         return column + SUB

@@ -194,7 +194,8 @@ def evaluations(rdm_df: pd.DataFrame, target_df: pd.DataFrame, subject_column: s
     return result
 
 
-def aligned_targets(rows: pd.DataFrame, keys: list, on_missing: str) -> tuple[list, tuple, np.ndarray]:
+def aligned_targets(rows: pd.DataFrame, keys: list,
+                    on_missing: str) -> tuple[list, tuple, np.ndarray]:
     """The entries the models and every target row share, and the targets reordered to them."""
     row_keys = [[tuple(key) for key in row_entries] for row_entries in rows["entry_keys"]]
     for position, these in zip(rows.index, row_keys):

@@ -41,7 +41,8 @@ def weights_fingerprint(model: nn.Module) -> str:
     Examples
     --------
     >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
-    >>> weights_fingerprint(a) == weights_fingerprint(a), weights_fingerprint(a) == weights_fingerprint(b)
+    >>> same, other = weights_fingerprint(a), weights_fingerprint(b)
+    >>> weights_fingerprint(a) == same, same == other
     (True, False)
     >>> before = weights_fingerprint(a)
     >>> with torch.no_grad():

@@ -302,7 +302,8 @@ def _split(need: LayerNeed, room: int, model_name: str) -> list[Piece]:
         why = "" if need.splittable else need.why_whole
         raise fail(
             "max_memory",
-            f"at least {format_bytes(smallest)} for layer {need.label} of model {model_name!r}{why}",
+            f"at least {format_bytes(smallest)} for layer {need.label} of model "
+            f"{model_name!r}{why}",
             f"room for {format_bytes(max(room, 0))} of activations",
             raw=True,
         )

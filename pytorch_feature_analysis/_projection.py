@@ -86,7 +86,8 @@ class Projection:
                                            shape=(stop - start, self.shape[1]))
         units = np.repeat(np.arange(stop - start), np.diff(starts))
         index = torch.as_tensor(np.stack([cols, units]))
-        return torch.sparse_coo_tensor(index, torch.as_tensor(values), (self.shape[1], stop - start),
+        shape = (self.shape[1], stop - start)
+        return torch.sparse_coo_tensor(index, torch.as_tensor(values), shape,
                                        check_invariants=True).coalesce().to(device)
 
 

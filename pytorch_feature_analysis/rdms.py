@@ -706,8 +706,8 @@ def _without_tasks(existing: pd.DataFrame, stale: dict) -> pd.DataFrame:
     """``existing`` without the rows of the stale image sets x models."""
     keep = [task_key_of(identity_of(row)) not in stale for row in existing.to_dict("records")]
     kept = existing[keep].reset_index(drop=True)
-    kept.attrs = {FINGERPRINTS: {key: parts for key, parts in existing.attrs.get(FINGERPRINTS, {}).items()
-                                 if key not in stale}}
+    stored = existing.attrs.get(FINGERPRINTS, {})
+    kept.attrs = {FINGERPRINTS: {key: parts for key, parts in stored.items() if key not in stale}}
     return kept
 
 
