@@ -231,6 +231,7 @@ def test_urls_without_fsspec_name_the_extra_and_local_paths_need_none(tmp_path, 
 
 
 @pytest.mark.filterwarnings("ignore:.*tasks have been successfully executed:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*still being processed by the workers:UserWarning")
 def test_parts_other_processes_cannot_see_are_an_error(image_sets, store):
     # each joblib process has its own memory:// store: the caller sees none of their parts
     with pytest.raises(InvalidInputError, match=r"the part 'memory://.*/model=.*/part-.*"
