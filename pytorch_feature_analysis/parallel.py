@@ -145,6 +145,11 @@ def connect_client(client: Any) -> tuple[Any, bool]:
                    raw=True) from error
 
 
+def _empty_container(value: Any) -> bool:
+    """Whether ``value`` is an empty dict, list or tuple (which Dask cannot scatter)."""
+    return isinstance(value, (dict, list, tuple)) and not value
+
+
 def run_on_cluster(client: Any, func: Callable, calls: Iterable[tuple[str, dict]],
                    shared: dict) -> Iterator[Any]:
     """Run ``func(**shared, **kwargs)`` on the cluster's workers; yield results as they finish.
@@ -161,7 +166,7 @@ def run_on_cluster(client: Any, func: Callable, calls: Iterable[tuple[str, dict]
     import distributed
 
     scattered = {name: client.scatter(value, broadcast=True, hash=False)
-                 for name, value in shared.items()}
+                 if not _empty_container(value) else value for name, value in shared.items()}
     waiting = iter(calls)
 
     def submit(count: int) -> list:

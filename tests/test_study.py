@@ -221,6 +221,8 @@ def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, tmp_path, m
         frame = pfa.get_rdms(image_sets, described(), f"{folder}/", client=client, **KWARGS)
         client.wait_for_workers(2)  # the killed worker's replacement
         workers = client.run(os.getpid)
+        only_described = pfa.get_rdms(image_sets, {"squeeze": described()["squeeze"]},
+                                      f"{tmp_path}/described/", client=client, **KWARGS)
         if not torch.cuda.is_available():  # the workers check the device, naming themselves
             with pytest.raises(InvalidInputError, match=r"'device'.*every worker.*'cuda' \(the "
                                r"workers \['tcp://[^']+'(, 'tcp://[^']+')*\] have none\)"):
@@ -228,6 +230,8 @@ def test_a_cluster_run_equals_the_serial_run_bit_for_bit(image_sets, tmp_path, m
                              device="cuda", **KWARGS)
             assert not (tmp_path / "gpu").exists()
     assert_frames_identical(frame, reference)
+    squeeze = reference[reference["model"] == "squeeze"].reset_index(drop=True)
+    assert_frames_identical(by_identity(only_described), by_identity(squeeze))
     assert_frames_identical(by_identity(pfa.load_frame(folder)), by_identity(reference))
     assert len(workers) == 2 and os.getpid() not in workers.values()
     assert failed.read_text() in {"squeeze", "little"}
