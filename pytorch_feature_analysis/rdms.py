@@ -891,13 +891,17 @@ def plan_rdms(
     activation_types: Sequence[str] = ACTIVATION_TYPES,
     time_resolved: bool = False,
     frame_rate: float | None = None,
+    rdm_name: str = "default_name",
+    random_state: int = 0,
 ) -> pd.DataFrame:
     """What :func:`get_rdms` would do, before any forward pass: passes, memory, output size.
 
     Takes the parameters of :func:`get_rdms` that shape the work (with
     ``out_fname`` and ``append``, RDMs already on file are left out, as
-    ``get_rdms`` would skip them). Models given as ``(base_model, weights)``
-    are prepared and traced (one forward pass of one image each).
+    ``get_rdms`` would skip them; give the ``rdm_name`` and ``random_state``
+    of the ``get_rdms`` call, as they tell which RDMs on file are its own).
+    Models given as ``(base_model, weights)`` are prepared and traced (one
+    forward pass of one image each).
 
     Returns
     -------
@@ -930,6 +934,5 @@ def plan_rdms(
     >>> bool(tight['passes'][0] > 1), bool(tight['peak_bytes'][0] <= 80_000_000)
     (True, True)
     """
-    call = _plan_call(dict(locals(), rdm_name="plan", random_state=0, verbose=False,
-                           on_change="recompute"))
+    call = _plan_call(dict(locals(), verbose=False, on_change="recompute"))
     return _summary(call)

@@ -145,6 +145,22 @@ def test_a_half_written_part_leaves_no_trace(image_sets, serial, tmp_path, monke
     assert_frames_identical(pfa.get_rdms(image_sets, described(), f"{folder}/", **KWARGS), serial)
 
 
+def test_a_plan_leaves_out_the_parts_on_disk(image_sets, tmp_path):
+    folder = tmp_path / "study"
+    pfa.get_rdms(image_sets, described(), f"{folder}/", **KWARGS)
+    planned = dict(rdm_name=KWARGS["rdm_name"], which_layers=KWARGS["which_layers"],
+                   num_perms=1, transform=SMALL)
+    assert len(pfa.plan_rdms(image_sets, described(), f"{folder}/", **planned)) == 0
+    removed = sorted((folder / "model=little").glob("*.parquet"))[0]
+    removed.unlink()
+    left = pfa.plan_rdms(image_sets, described(), f"{folder}/", **planned)
+    assert left["model"].tolist() == ["little"]
+    assert len(pfa.plan_rdms(image_sets, described(), f"{folder}/", **planned,
+                             random_state=1)) == 2 * len(image_sets)  # all made otherwise
+    with pytest.raises(InvalidInputError, match=r"study 'default_name' \(rdm_name\)"):
+        pfa.plan_rdms(image_sets, described(), f"{folder}/", transform=SMALL)
+
+
 def test_changed_weights_replace_their_parts(image_sets, tmp_path):
     folder = tmp_path / "study"
     pfa.get_rdms(image_sets, described(), f"{folder}/", **KWARGS)
