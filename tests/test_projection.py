@@ -35,6 +35,25 @@ def test_the_matrix_is_sparse_seeded_and_keeps_squared_norms():
     assert np.all(np.abs(ratio - 1) < 0.35) and abs(ratio.mean() - 1) < 0.1
 
 
+def test_every_entry_is_non_zero_on_its_own_with_probability_one_over_sqrt_f():
+    from scipy.stats import chisquare
+
+    from pytorch_feature_analysis._projection import _entries
+
+    features, dims = 400, 5000  # p = 1 / 20
+    rows, cols, values = _entries(features, dims, seed=11)
+    assert np.all(np.diff(rows * dims + cols) > 0)  # distinct entries, in row-major order
+    assert set(np.abs(values)) == {np.sqrt(20 / dims)} and 0.45 < (values > 0).mean() < 0.55
+    per_column = np.bincount(cols, minlength=dims)  # Binomial(400, 1/20): mean 20, var 19
+    assert abs(per_column.mean() - 20) < 0.2 and abs(per_column.var() - 19) < 1.5
+    assert chisquare(np.bincount(rows, minlength=features)).pvalue > 1e-3  # rows uniform
+    gaps = np.diff(rows * dims + cols)  # geometric: P(gap = g) = p (1 - p) ** (g - 1)
+    observed = np.bincount(np.minimum(gaps, 40), minlength=41)[1:]
+    expected = 0.05 * 0.95 ** np.arange(39)
+    expected = np.append(expected, 1 - expected.sum()) * len(gaps)
+    assert chisquare(observed, expected).pvalue > 1e-3
+
+
 def test_projected_rdms_equal_scipy_on_projected_hooked_activations_also_from_slices():
     kwargs = dict(which_layers=["conv2", "fc1"], transform=to_tensor64, batch_size=2,
                   activation_types=["unit_level", "srp_40"], verbose=False, random_state=3)
