@@ -12,7 +12,7 @@ series.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from ._projection import projection_dims
 from ._validation import (check_bool, check_choice, check_device, check_int, check_number,
                           check_random_state, fail, public)
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
+from .rdms import layer_distances
 from .stimuli import check_images_exist
 
 __all__ = ["fit_encoding_models", "fit_design_models", "convolve_hrf", "spm_hrf"]
@@ -259,11 +260,11 @@ def _with_pca(estimator: Any, settings: dict) -> Any:
                          estimator)
 
 
-def _ridge_predictions(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
-                       device: torch.device) -> tuple:
-    """Out-of-fold predictions of the default ridge, its penalties ``(targets, folds)``
-    and, on request, one scikit-learn ``Ridge`` per fold with those penalties."""
-    gram = _ridge.gram_matrix(features, device)
+def _ridge_predictions(gram: torch.Tensor, features: np.ndarray | None, truth: np.ndarray,
+                       folds: list, settings: dict, device: torch.device) -> tuple:
+    """Out-of-fold predictions of the default ridge from the images' Gram matrix, its
+    penalties ``(targets, folds)`` and, on request, one scikit-learn ``Ridge`` per fold with
+    those penalties (fitted on ``features``)."""
     targets = torch.tensor(truth, device=device)
     predictions = np.empty_like(truth)
     alphas, models = [], []
@@ -294,12 +295,15 @@ def _estimator_predictions(features: np.ndarray, truth: np.ndarray, folds: list,
     return predictions, models
 
 
-def _regression_rows(features: np.ndarray, truth: np.ndarray, folds: list, settings: dict,
-                     device: torch.device) -> list[dict]:
-    """One row per target of a multivariate regression."""
+def _regression_rows(features: np.ndarray | None, truth: np.ndarray, folds: list,
+                     settings: dict, device: torch.device,
+                     gram: torch.Tensor | None = None) -> list[dict]:
+    """One row per target of a multivariate regression (the default ridge needs only the
+    images' ``gram`` matrix, computed from ``features`` when not given)."""
     extra: list[dict] = [{} for _ in range(truth.shape[1])]
     if settings["estimator"] is None:
-        predictions, alphas, models = _ridge_predictions(features, truth, folds, settings,
+        gram = _ridge.gram_matrix(features, device) if gram is None else gram
+        predictions, alphas, models = _ridge_predictions(gram, features, truth, folds, settings,
                                                          device)
         for row, chosen in zip(extra, alphas):
             row["alphas"] = tuple(chosen.tolist())
@@ -399,8 +403,9 @@ def _classification_rows(features: np.ndarray, responses: pd.DataFrame, folds: d
     return rows
 
 
-def _layer_rows(features: np.ndarray, axes: list, responses: pd.DataFrame, folds: dict,
-                settings: dict, device: torch.device) -> list[dict]:
+def _layer_rows(features: np.ndarray | None, axes: list | None, responses: pd.DataFrame,
+                folds: dict, settings: dict, device: torch.device,
+                gram: torch.Tensor | None = None) -> list[dict]:
     """Every target's row for one layer (the ``target`` column first)."""
     if settings["task"] == "classification":
         rows = _classification_rows(features, responses, folds, settings)
@@ -410,7 +415,7 @@ def _layer_rows(features: np.ndarray, axes: list, responses: pd.DataFrame, folds
         if settings["mode"] == "uv":
             rows = _univariate_rows(features, truth, shared, settings, axes, device)
         else:
-            rows = _regression_rows(features, truth, shared, settings, device)
+            rows = _regression_rows(features, truth, shared, settings, device, gram)
     return [{"target": target, **row} for target, row in zip(responses.columns, rows)]
 
 
@@ -550,11 +555,16 @@ def fit_encoding_models(
         ridge and univariate search also run on ``device``.
     max_memory : int, str or None, default None
         Budget of the activations held at once (bytes or a size such as
-        ``'4GB'``): layers are extracted in as many passes as needed for
-        three float32 copies of each (``images x units x 12`` bytes) to fit,
-        beside one batch's forward pass. The default ridge also holds an
-        ``images x images`` float64 Gram matrix and ``images x targets``
-        float64 targets. ``None``: half of the memory free now.
+        ``'4GB'``). The default ridge (``mode='mv'``, no ``estimator``,
+        ``mask``, ``iter_axis`` or ``return_models``) needs only each
+        layer's ``images x images`` float64 Gram matrix: it is built as
+        :func:`~pytorch_feature_analysis.get_rdms` builds a Euclidean RDM,
+        in passes that fit the budget, a layer too large for one pass from
+        channel slices, so no layer is ever held whole. Otherwise layers are
+        extracted in as many passes as needed for three float32 copies of
+        each (``images x units x 12`` bytes) to fit, beside one batch's
+        forward pass. The ridge also holds ``images x targets`` float64
+        targets. ``None``: half of the memory free now.
     verbose : bool, default True
         Show progress bars.
     return_models : bool, default False
@@ -631,23 +641,52 @@ def fit_encoding_models(
     total = sum(len(model_plan.layers) for model_plan in plan.models.values())
     with tqdm(total=total, disable=not verbose, desc="encoding models", unit="layer") as bar:
         for model_plan in plan.models.values():
-            for layers in whole_layer_passes(model_plan, len(image_list), extraction,
-                                             _LAYER_COPIES):
-                activations = get_activations(
-                    image_list, model_plan.model, layers, batch_size=extraction.batch_size,
-                    device=extraction.device, transform=extraction.transform,
-                    verbose=extraction.verbose, layer_book=model_plan.book)
-                for label in layers:
-                    features, axes = _masked(activations.pop(label), model_plan.shape(label),
-                                             masks.get((model_plan.name, label)),
-                                             activation_type, settings["random_state"], label)
-                    common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
-                              "layer_num": label[1], "activation_type": activation_type}
-                    rows += [{**common, **row} for row in _iterated_rows(
-                        features, axes, responses, folds, settings,
-                        extraction.device)]
-                    bar.update(1)
+            for label, layer_rows in _model_rows(image_list, model_plan, masks, responses,
+                                                 folds, settings, extraction):
+                common = {"model": model_plan.name, "layer_label": label, "layer": label[0],
+                          "layer_num": label[1], "activation_type": activation_type}
+                rows += [{**common, **row} for row in layer_rows]
+                bar.update(1)
     return pd.DataFrame(rows, columns=_columns(settings))
+
+
+def _needs_only_grams(settings: dict, masked: bool) -> bool:
+    """Whether the layers' rows need only the images' Gram matrices (the default ridge)."""
+    return (settings["estimator"] is None and settings["mode"] == "mv"
+            and settings["task"] == "regression" and settings["iter_axis"] is None
+            and not settings["return_models"] and not masked)
+
+
+def _model_rows(images: list, model_plan: Any, masks: dict, responses: pd.DataFrame,
+                folds: dict, settings: dict, extraction: Any) -> Iterator[tuple]:
+    """``(layer label, rows)`` of each chosen layer of one model.
+
+    The default ridge needs only each layer's Gram matrix, built as the RDM
+    engine builds a Euclidean RDM (``K = -D**2 / 2`` up to the centring every
+    fold does), from channel slices where a layer does not fit the budget;
+    other estimators and modes get each layer's features, whole.
+    """
+    device = extraction.device
+    masked = any(name == model_plan.name for name, _ in masks)
+    if _needs_only_grams(settings, masked):
+        distances = layer_distances(images, model_plan, model_plan.layers,
+                                    settings["activation_type"], extraction,
+                                    settings["random_state"])
+        for label in model_plan.layers:
+            gram = torch.as_tensor(-0.5 * distances.pop(label) ** 2, device=device)
+            yield label, _layer_rows(None, None, responses, folds, settings, device, gram)
+        return
+    for layers in whole_layer_passes(model_plan, len(images), extraction, _LAYER_COPIES):
+        activations = get_activations(
+            images, model_plan.model, layers, batch_size=extraction.batch_size,
+            device=device, transform=extraction.transform, verbose=extraction.verbose,
+            layer_book=model_plan.book)
+        for label in layers:
+            features, axes = _masked(activations.pop(label), model_plan.shape(label),
+                                     masks.get((model_plan.name, label)),
+                                     settings["activation_type"], settings["random_state"],
+                                     label)
+            yield label, _iterated_rows(features, axes, responses, folds, settings, device)
 
 
 @public

@@ -232,9 +232,19 @@ def _image_set_rdms(
     verbose: bool = False,
 ) -> list[dict]:
     """All missing RDM rows of one image set through one model, pass by pass."""
+    rows: list[dict] = []
+    for work, finished in _finished_rdms(model, book, works, passes, extraction, batch_size,
+                                         verbose):
+        rows += _rows(finished, work, image_set[0], model_name, rdm_name, random_state,
+                      num_perms)
+    return rows
+
+
+def _finished_rdms(model: Any, book: dict, works: list[LayerWork], passes: list,
+                   extraction: Any, batch_size: int, verbose: bool) -> Iterator[tuple]:
+    """Run the passes; yield ``(work, finished RDM)`` as each layer is complete."""
     by_label = {work.label: work for work in works}
     images = works[0].entries.images
-    rows: list[dict] = []
     for pieces in passes:
         targets = {piece.label: by_label[piece.label].target(piece) for piece in pieces}
         fill_targets(images, model, book, targets, batch_size=batch_size, device=extraction.device,
@@ -246,9 +256,29 @@ def _image_set_rdms(
             del target
             if piece.stop == piece.channels:
                 for finished in work.finish():
-                    rows += _rows(finished, work, image_set[0], model_name, rdm_name,
-                                  random_state, num_perms)
-    return rows
+                    yield work, finished
+
+
+def layer_distances(images: list, model_plan: Any, labels: list, activation_type: str,
+                    extraction: Any, random_state: int = 0) -> dict:
+    """Euclidean distances between the images' patterns in each of ``labels``.
+
+    Computed as :func:`get_rdms` computes them: in forward passes that fit
+    the extraction's memory budget, a layer too large for one pass built
+    from channel slices, so no layer is ever held whole. Returns
+    ``{layer label: float64 (n, n) numpy array}``.
+    """
+    image_set = ({}, {(str(i),): image for i, image in enumerate(images)}, ("image",), [])
+    wanted = (activation_type, "all", "euclidean_distance", "orig_data", None)
+    settings = dict(metrics=resolve_metrics(["euclidean_distance"]),
+                    kernel_sets=[("all", "all")], time={"resolved": False, "frame_rate": None},
+                    random_state=random_state, budget=extraction.budget(), rdm_name="",
+                    num_perms=0)
+    task = _task(image_set, model_plan, {label: {wanted} for label in labels}, extraction,
+                 settings)
+    finished = _finished_rdms(task["model"], task["book"], task["works"], task["passes"],
+                              extraction, task["batch_size"], verbose=False)
+    return {work.label: matrix for work, (*_, matrix, _time) in finished}
 
 
 def _rows(finished: tuple, work: LayerWork, labels: dict, model_name: str, rdm_name: str,

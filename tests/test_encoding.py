@@ -78,6 +78,22 @@ def test_default_ridge_equals_sklearn_ridgecv_on_the_same_folds():
     assert result["score"].iloc[3:].mean() > result["score"].iloc[:3].mean()
 
 
+def test_the_default_ridge_builds_a_layer_from_channel_slices_under_a_tight_budget():
+    responses = voxels("conv1", count=2)
+    whole = fit(responses, ["conv1"], cv=4, alphas=ALPHAS)
+    image_set = [({"set": "a"}, {(key,): image for key, image in zip(KEYS, IMAGES)}, ("key",),
+                  [])]
+    planned = dict(which_layers=["conv1"], dissim_metrics=["euclidean_distance"],
+                   activation_types=["unit_level"], transform=to_tensor64)
+    tight = smallest_budget(image_set, {"tiny": MODEL}, **planned) + 50
+    assert pfa.plan_rdms(image_set, {"tiny": MODEL}, max_memory=tight, **planned)[
+        "sliced_layers"][0] >= 1  # conv1 (and the pixels) built from channel slices
+    sliced = fit(responses, ["conv1"], cv=4, alphas=ALPHAS, max_memory=tight)
+    for got, expected in zip(sliced.itertuples(), whole.itertuples()):
+        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=1e-9)
+        assert got.alphas == expected.alphas
+
+
 def test_any_estimator_and_scorer_equal_sklearn_run_directly():
     responses = voxels("conv2", count=2)
     folds = kfold()
@@ -189,8 +205,12 @@ def test_pooled_activation_types_equal_numpy():
 def test_pooled_features_feed_the_encoding_models():
     responses = voxels("conv2", count=2)
     result = fit(responses, ["conv2"], cv=4, alphas=ALPHAS, activation_type="max_pool")
-    acts = pfa.get_activations(IMAGES, MODEL, ["conv2"], transform=to_tensor64, verbose=False)
-    pooled = next(iter(acts.values())).reshape(N_IMAGES, 5, -1).astype(np.float64).max(axis=2)
+    captured = []  # the float64 model's conv2 outputs, hooked independently
+    handle = MODEL[3].register_forward_hook(lambda module, inputs, out: captured.append(out))
+    with torch.no_grad():
+        MODEL(pfa.preprocess_images(IMAGES, to_tensor64))
+    handle.remove()
+    pooled = captured[0].numpy().reshape(N_IMAGES, 5, -1).max(axis=2)
     folds = kfold()
     predicted = cross_val_predict(RidgeCV(alphas=ALPHAS, alpha_per_target=True), pooled,
                                   responses.to_numpy(), cv=folds)
