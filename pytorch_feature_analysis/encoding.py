@@ -556,7 +556,7 @@ def fit_encoding_models(
     max_memory : int, str or None, default None
         Budget of the activations held at once (bytes or a size such as
         ``'4GB'``). The default ridge (``mode='mv'``, no ``estimator``,
-        ``mask``, ``iter_axis`` or ``return_models``) needs only each
+        ``iter_axis`` or ``return_models``) needs only each
         layer's ``images x images`` float64 Gram matrix: it is built as
         :func:`~pytorch_feature_analysis.get_rdms` builds a Euclidean RDM,
         in passes that fit the budget, a layer too large for one pass from
@@ -650,11 +650,19 @@ def fit_encoding_models(
     return pd.DataFrame(rows, columns=_columns(settings))
 
 
-def _needs_only_grams(settings: dict, masked: bool) -> bool:
-    """Whether the layers' rows need only the images' Gram matrices (the default ridge)."""
+def _needs_only_grams(settings: dict, model_plan: Any, masks: dict) -> bool:
+    """Whether the layers' rows need only the images' Gram matrices (the default ridge).
+
+    Masked layers qualify where the RDM engine can apply the mask: not to a
+    projection, and only to a layer whose name is called once.
+    """
+    masked = [label for name, label in masks if name == model_plan.name]
+    names = [label[0] for label in model_plan.book]
+    maskable = not masked or (projection_dims(settings["activation_type"]) is None
+                              and all(names.count(label[0]) == 1 for label in masked))
     return (settings["estimator"] is None and settings["mode"] == "mv"
             and settings["task"] == "regression" and settings["iter_axis"] is None
-            and not settings["return_models"] and not masked)
+            and not settings["return_models"] and maskable)
 
 
 def _model_rows(images: list, model_plan: Any, masks: dict, responses: pd.DataFrame,
@@ -667,11 +675,12 @@ def _model_rows(images: list, model_plan: Any, masks: dict, responses: pd.DataFr
     other estimators and modes get each layer's features, whole.
     """
     device = extraction.device
-    masked = any(name == model_plan.name for name, _ in masks)
-    if _needs_only_grams(settings, masked):
+    if _needs_only_grams(settings, model_plan, masks):
+        masked = {label: parts for (name, label), parts in masks.items()
+                  if name == model_plan.name}
         distances = layer_distances(images, model_plan, model_plan.layers,
                                     settings["activation_type"], extraction,
-                                    settings["random_state"])
+                                    settings["random_state"], masked)
         for label in model_plan.layers:
             gram = torch.as_tensor(-0.5 * distances.pop(label) ** 2, device=device)
             yield label, _layer_rows(None, None, responses, folds, settings, device, gram)

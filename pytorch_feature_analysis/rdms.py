@@ -260,22 +260,29 @@ def _finished_rdms(model: Any, book: dict, works: list[LayerWork], passes: list,
 
 
 def layer_distances(images: list, model_plan: Any, labels: list, activation_type: str,
-                    extraction: Any, random_state: int = 0) -> dict:
+                    extraction: Any, random_state: int = 0, masks: dict | None = None) -> dict:
     """Euclidean distances between the images' patterns in each of ``labels``.
 
     Computed as :func:`get_rdms` computes them: in forward passes that fit
     the extraction's memory budget, a layer too large for one pass built
-    from channel slices, so no layer is ever held whole. Returns
-    ``{layer label: float64 (n, n) numpy array}``.
+    from channel slices, so no layer is ever held whole. ``masks`` maps
+    layer labels to the ``(channels, rows, cols)`` they keep (None: the
+    whole axis), as a kernel set would (each masked layer's name must be
+    called once). Returns ``{layer label: float64 (n, n) numpy array}``.
     """
     image_set = ({}, {(str(i),): image for i, image in enumerate(images)}, ("image",), [])
-    wanted = (activation_type, "all", "euclidean_distance", "orig_data", None)
+    masks = masks or {}
+    kept = {(model_plan.name, label[0]): {key: part for key, part in zip(
+        ("channels", "rows", "cols"), parts) if part is not None}
+        for label, parts in masks.items()}
     settings = dict(metrics=resolve_metrics(["euclidean_distance"]),
-                    kernel_sets=[("all", "all")], time={"resolved": False, "frame_rate": None},
+                    kernel_sets=[("all", "all"), ("mask", kept)],
+                    time={"resolved": False, "frame_rate": None},
                     random_state=random_state, budget=extraction.budget(), rdm_name="",
                     num_perms=0)
-    task = _task(image_set, model_plan, {label: {wanted} for label in labels}, extraction,
-                 settings)
+    todo = {label: {(activation_type, "mask" if label in masks else "all",
+                     "euclidean_distance", "orig_data", None)} for label in labels}
+    task = _task(image_set, model_plan, todo, extraction, settings)
     finished = _finished_rdms(task["model"], task["book"], task["works"], task["passes"],
                               extraction, task["batch_size"], verbose=False)
     return {work.label: matrix for work, (*_, matrix, _time) in finished}
