@@ -211,16 +211,11 @@ def check_indices(
         expected += f" for {where}" + (f", which has {size} {what}s" if what else "")
     if single and isinstance(values, numbers.Integral) and not isinstance(values, bool):
         values = [values]
-    if values is None or isinstance(values, (str, bytes, dict)):
-        raise fail(param, expected, values)
-    try:
-        items = list(values)
-    except TypeError as error:
-        raise fail(param, expected, values) from error
+    items = check_sequence(values, param, expected)
     bad = [index for index in items if not isinstance(index, numbers.Integral)
            or isinstance(index, bool) or not 0 <= index < size]
-    if bad or not items:
-        raise fail(param, expected, bad or values)
+    if bad:
+        raise fail(param, expected, bad)
     return [int(index) for index in items]
 
 
