@@ -35,7 +35,7 @@ from ._arrow_codec import StoredFormatError, table_to_frame
 from ._location import arrow, is_dir, is_file, join, locate, parquet_files
 from ._validation import InvalidInputError, caller, fail
 
-__all__ = ["is_dataset_path", "part_files", "part_path", "read_dataset", "part_columns"]
+__all__ = ["is_dataset_path", "part_files", "part_path", "read_dataset"]
 
 _HIVE_KEYS = ("model",)
 
@@ -55,12 +55,6 @@ def part_path(folder: Any, partition: dict, name: str) -> Any:
     """``folder/key=value/.../name``, values percent-encoded."""
     folders = [f"{key}={quote(str(value), safe='')}" for key, value in partition.items()]
     return join(folder, *folders, name)
-
-
-def part_columns(path: Any) -> list[str]:
-    """The column names of one part, read from its footer."""
-    filesystem, (inner,) = arrow(path)
-    return list(pq.read_schema(inner, filesystem=filesystem).names)
 
 
 def _expression(filters: Any, available: list[str]) -> Any:

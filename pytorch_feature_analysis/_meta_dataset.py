@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ._arrow_codec import METADATA_KEY
-from ._dataset import is_dataset_path, part_columns, part_files, read_dataset
+from ._dataset import is_dataset_path, part_files, read_dataset
 from ._location import arrow, join, locate, remove, same_place
 from ._validation import fail, problem
 from .io import frame_format, save_frame
@@ -40,11 +40,13 @@ class DatasetSource:
         self.folder, self.files = folder, part_files(folder)
         if not self.files:
             raise fail("rdm_df", "an RDM frame or a dataset folder holding parquet parts", folder)
-        self.pushable = _pushable_columns(self.files[0])
+        filesystem, (first,) = arrow(self.files[0])
+        self.schema = pq.read_schema(first, filesystem=filesystem)
+        self.pushable = _pushable_columns(self.schema)
 
     def skeleton(self) -> pd.DataFrame:
         """Every row of the dataset without its matrices (``matrix`` holds None)."""
-        columns = [column for column in part_columns(self.files[0]) if column != "matrix"]
+        columns = [column for column in self.schema.names if column != "matrix"]
         frame = read_dataset(self.folder, columns=columns, files=self.files)
         frame.insert(0, "matrix", None)
         return frame
@@ -73,13 +75,11 @@ class DatasetSource:
         return group.assign(matrix=matched["matrix"].to_numpy())
 
 
-def _pushable_columns(first_part: Any) -> dict:
+def _pushable_columns(schema: Any) -> dict:
     """``{column: Python type or codec}`` of the columns whose stored values are the plain values.
 
-    Read from the footer of the dataset's first part.
+    ``schema`` is the pyarrow schema of the dataset's first part.
     """
-    filesystem, (first,) = arrow(first_part)
-    schema = pq.read_schema(first, filesystem=filesystem)
     blob = (schema.metadata or {}).get(METADATA_KEY)
     if blob is None:
         return {}
