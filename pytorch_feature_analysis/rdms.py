@@ -778,42 +778,45 @@ class _TaskPlan:
 
     def __init__(self, image_sets: list, plan: AnalysisPlan, done: set, settings: dict):
         self.image_sets, self.plan, self.done, self.settings = image_sets, plan, done, settings
+        # the axes of each layer's RDMs after its time steps, in frame order
+        self._axes = ([metric.name for metric in settings["metrics"]],
+                      settings["activation_types"],
+                      [name for name, _ in settings["kernel_sets"]],
+                      ["orig_data"] + list(range(1, settings["num_perms"] + 1)))
         self._count = sum(1 for _ in self)
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[dict]:
-        for set_index, image_set in enumerate(self.image_sets):
-            for model_index, model_plan in enumerate(self.plan.models.values()):
-                todo: dict[tuple, set] = {}
-                for identity, _, label, wanted in self._rdms(set_index, model_index):
-                    if identity not in self.done:
-                        todo.setdefault(label, set()).add(wanted)
-                if todo:
-                    yield _task(image_set, model_plan, todo, self.plan.extraction, self.settings)
+        for pair in self._pairs():
+            todo: dict[tuple, set] = {}
+            for identity, _, label, wanted in self._rdms(*pair):
+                if identity not in self.done:
+                    todo.setdefault(label, set()).add(wanted)
+            if todo:
+                yield _task(pair[1], pair[3], todo, self.plan.extraction, self.settings)
 
     def order(self) -> dict[tuple, tuple]:
         """Every RDM's place in the frame: ``{row identity: sort key}``."""
-        return {identity: rank
-                for set_index in range(len(self.image_sets))
-                for model_index in range(len(self.plan.models))
-                for identity, rank, _, _ in self._rdms(set_index, model_index)}
+        return {identity: rank for pair in self._pairs()
+                for identity, rank, _, _ in self._rdms(*pair)}
 
-    def _rdms(self, set_index: int, model_index: int) -> Iterator[tuple]:
+    def _pairs(self) -> Iterator[tuple]:
+        """``(set index, image set, model index, model plan)`` of every image set x model."""
+        for set_index, image_set in enumerate(self.image_sets):
+            for model_index, model_plan in enumerate(self.plan.models.values()):
+                yield set_index, image_set, model_index, model_plan
+
+    def _rdms(self, set_index: int, image_set: tuple, model_index: int,
+              model_plan: Any) -> Iterator[tuple]:
         """``(identity, sort key, layer, wanted)`` of each RDM of one image set x model."""
-        settings = self.settings
-        labels = label_key(self.image_sets[set_index][0])
-        model_name, model_plan = list(self.plan.models.items())[model_index]
-        perms = ["orig_data"] + list(range(1, settings["num_perms"] + 1))
-        kernel_names = [name for name, _ in settings["kernel_sets"]]
-        metric_names = [metric.name for metric in settings["metrics"]]
+        labels = label_key(image_set[0])
         for layer_rank, label in enumerate(model_plan.layers):
             for rank, (step, metric, activation_type, kernel_set, perm) in _ranked_product(
-                time_steps(model_plan, label, settings["time"]), metric_names,
-                settings["activation_types"], kernel_names, perms,
+                time_steps(model_plan, label, self.settings["time"]), *self._axes,
             ):
-                identity = row_identity(model_name, label, activation_type, kernel_set,
+                identity = row_identity(model_plan.name, label, activation_type, kernel_set,
                                         metric, perm, labels, step)
                 yield (identity, (set_index, model_index, layer_rank) + rank, label,
                        (activation_type, kernel_set, metric, perm, step))
