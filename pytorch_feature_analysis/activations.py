@@ -583,14 +583,12 @@ def sparse_random_projection(n_features: int, n_components: int, random_state: i
     >>> round(float(matrix.power(2).sum()) / 10_000, 1)  # squared norms kept on average
     1.0
     """
-    from scipy.sparse import csr_matrix
-
     n_features = check_int(n_features, "n_features", minimum=1)
     n_components = check_int(n_components, "n_components", minimum=1)
     seed = _projection.layer_seed(check_int(random_state, "random_state", minimum=0),
                                   layer_label, n_features, n_components)
-    rows, cols, values = _projection._entries(n_features, n_components, seed)
-    return csr_matrix((values, (rows, cols)), shape=(n_features, n_components))
+    return _projection.Projection(n_features, n_components, seed).rows(
+        0, n_features, torch.device("cpu"))
 
 
 @public
