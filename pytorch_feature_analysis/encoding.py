@@ -33,7 +33,7 @@ from ._projection import projection_dims
 from ._validation import (check_bool, check_choice, check_device, check_int, check_number,
                           check_random_state, fail, public)
 from .activations import ACTIVATION_TYPES, POOLING_TYPES, activation_patterns, get_activations
-from .rdms import layer_distances
+from .rdms import layer_squared_distances
 from .stimuli import check_images_exist
 
 __all__ = ["fit_encoding_models", "fit_design_models", "convolve_hrf", "spm_hrf"]
@@ -558,7 +558,7 @@ def fit_encoding_models(
         ``'4GB'``). The default ridge (``mode='mv'``, no ``estimator``,
         ``iter_axis`` or ``return_models``) needs only each
         layer's ``images x images`` float64 Gram matrix: it is built as
-        :func:`~pytorch_feature_analysis.get_rdms` builds a Euclidean RDM,
+        :func:`~pytorch_feature_analysis.get_rdms` builds a squared Euclidean RDM,
         in passes that fit the budget, a layer too large for one pass from
         channel slices, so no layer is ever held whole. Otherwise layers are
         extracted in as many passes as needed for three float32 copies of
@@ -650,13 +650,13 @@ def fit_encoding_models(
     return pd.DataFrame(rows, columns=_columns(settings))
 
 
-def _needs_only_grams(settings: dict, model_plan: Any, masks: dict) -> bool:
+def _needs_only_grams(settings: dict, model_plan: Any, masked: dict) -> bool:
     """Whether the layers' rows need only the images' Gram matrices (the default ridge).
 
-    Masked layers qualify where the RDM engine can apply the mask: not to a
-    projection, and only to a layer whose name is called once.
+    Layers ``masked`` (``{label: mask}``) qualify where the RDM engine can
+    apply the mask: not to a projection, and only to a layer whose name is
+    called once.
     """
-    masked = [label for name, label in masks if name == model_plan.name]
     names = [label[0] for label in model_plan.book]
     maskable = not masked or (projection_dims(settings["activation_type"]) is None
                               and all(names.count(label[0]) == 1 for label in masked))
@@ -670,19 +670,18 @@ def _model_rows(images: list, model_plan: Any, masks: dict, responses: pd.DataFr
     """``(layer label, rows)`` of each chosen layer of one model.
 
     The default ridge needs only each layer's Gram matrix, built as the RDM
-    engine builds a Euclidean RDM (``K = -D**2 / 2`` up to the centring every
-    fold does), from channel slices where a layer does not fit the budget;
+    engine builds a squared Euclidean RDM (``K = -D2 / 2`` up to the centring
+    every fold does), from channel slices where a layer does not fit the budget;
     other estimators and modes get each layer's features, whole.
     """
     device = extraction.device
-    if _needs_only_grams(settings, model_plan, masks):
-        masked = {label: parts for (name, label), parts in masks.items()
-                  if name == model_plan.name}
-        distances = layer_distances(images, model_plan, model_plan.layers,
-                                    settings["activation_type"], extraction,
-                                    settings["random_state"], masked)
+    masked = {label: parts for (name, label), parts in masks.items() if name == model_plan.name}
+    if _needs_only_grams(settings, model_plan, masked):
+        squared = layer_squared_distances(images, model_plan, model_plan.layers,
+                                          settings["activation_type"], extraction,
+                                          settings["random_state"], masked)
         for label in model_plan.layers:
-            gram = torch.as_tensor(-0.5 * distances.pop(label) ** 2, device=device)
+            gram = torch.as_tensor(-0.5 * squared.pop(label), device=device)
             yield label, _layer_rows(None, None, responses, folds, settings, device, gram)
         return
     for layers in whole_layer_passes(model_plan, len(images), extraction, _LAYER_COPIES):

@@ -259,9 +259,10 @@ def _finished_rdms(model: Any, book: dict, works: list[LayerWork], passes: list,
                     yield work, finished
 
 
-def layer_distances(images: list, model_plan: Any, labels: list, activation_type: str,
-                    extraction: Any, random_state: int = 0, masks: dict | None = None) -> dict:
-    """Euclidean distances between the images' patterns in each of ``labels``.
+def layer_squared_distances(images: list, model_plan: Any, labels: list, activation_type: str,
+                            extraction: Any, random_state: int = 0,
+                            masks: dict | None = None) -> dict:
+    """Squared Euclidean distances between the images' patterns in each of ``labels``.
 
     Computed as :func:`get_rdms` computes them: in forward passes that fit
     the extraction's memory budget, a layer too large for one pass built
@@ -275,13 +276,13 @@ def layer_distances(images: list, model_plan: Any, labels: list, activation_type
     kept = {(model_plan.name, label[0]): {key: part for key, part in zip(
         ("channels", "rows", "cols"), parts) if part is not None}
         for label, parts in masks.items()}
-    settings = dict(metrics=resolve_metrics(["euclidean_distance"]),
+    settings = dict(metrics=resolve_metrics(["sq_euclidean"]),
                     kernel_sets=[("all", "all"), ("mask", kept)],
                     time={"resolved": False, "frame_rate": None},
                     random_state=random_state, budget=extraction.budget(), rdm_name="",
                     num_perms=0)
     todo = {label: {(activation_type, "mask" if label in masks else "all",
-                     "euclidean_distance", "orig_data", None)} for label in labels}
+                     "sq_euclidean", "orig_data", None)} for label in labels}
     task = _task(image_set, model_plan, todo, extraction, settings)
     finished = _finished_rdms(task["model"], task["book"], task["works"], task["passes"],
                               extraction, task["batch_size"], verbose=False)
